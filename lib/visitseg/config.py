@@ -1,0 +1,302 @@
+"""Typed, frozen job configuration.
+
+The dataclass defaults below are the single source of truth for default values; `conf/defaults.toml`
+mirrors them for people to read and a test keeps the two equal. A configuration is built by
+`load_config(paths, overrides)`: defaults, then each TOML file in order, then `--set section.key=value`
+overrides. Everything is validated while it is built, so a typo fails before Spark starts, with a
+message that names the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from visitseg.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+INPUT_FORMATS = ("ga360", "ga4", "events")
+FILE_FORMATS = ("auto", "parquet", "json", "csv", "avro", "bigquery")
+GRAINS = ("visit", "user")
+DELTA_WRITERS = ("auto", "native", "deltalake")
+WINSOR_METHODS = ("zscore", "quantile", "none")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_FEATURES = (
+    "pageviews",
+    "hits",
+    "unique_pages",
+    "time_on_site_sec",
+    "time_on_site_sec_per_pageview",
+    "hits_per_pageview",
+    "transactions",
+    "transaction_revenue",
+)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    run_id: str = ""  # empty: a UTC timestamp such as 20261123T101500Z is generated at start
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    format: str = ""  # ga360 | ga4 | events; usually given as --input-format
+    path: str = ""  # usually given as --input
+    file_format: str = "auto"  # auto = from the file extension
+    date_from: str = ""  # YYYY-MM-DD, inclusive; empty = no lower bound
+    date_to: str = ""  # YYYY-MM-DD, exclusive; empty = no upper bound
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Column mapping and sessionisation of flat event logs (Retailrocket layout by default)."""
+
+    timestamp_col: str = "timestamp"  # epoch milliseconds
+    visitor_col: str = "visitorid"
+    event_col: str = "event"
+    item_col: str = "itemid"
+    transaction_col: str = "transactionid"
+    revenue_col: str = ""  # optional; Retailrocket has none
+    view_value: str = "view"
+    add_to_cart_value: str = "addtocart"
+    transaction_value: str = "transaction"
+    session_gap_minutes: float = 30.0
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    grain: str = "visit"  # visit | user
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    log1p_features: tuple[str, ...] = ()
+    winsor_method: str = "zscore"  # zscore | quantile | none
+    winsor_z: float = 5.0
+    winsor_quantile: float = 0.001  # clip below q and above 1 - q
+    k_min: int = 2
+    k_max: int = 12
+    k_final: int = 0  # 0 = choose automatically
+    max_iter: int = 40
+    tol: float = 1e-4
+    init_steps: int = 2
+    sweep_sample_rows: int = 200_000
+    silhouette_sample_rows: int = 50_000
+    min_cluster_share: float = 0.02
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = ""  # usually given as --output
+    delta_writer: str = "auto"  # auto | native | deltalake
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    app_name: str = "visitseg"
+    master: str = ""  # empty = spark-submit's master, or local[*] outside spark-submit
+    shuffle_partitions: int = 0  # 0 = Spark's default (adaptive execution coalesces)
+    driver_memory: str = ""  # only honoured when visitseg starts the JVM itself
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=list)
+
+
+def load_config(paths: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> Config:
+    """Defaults, then each TOML file, then `section.key=value` overrides; validated."""
+    values = Config().to_dict()
+    for path in paths:
+        try:
+            loaded = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+        _merge(values, loaded, source=str(path))
+    for override in overrides:
+        _merge(values, _parse_override(override), source=f"--set {override}")
+    return _build(values)
+
+
+def with_values(cfg: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy of `cfg` with some keys replaced, validated like a file (used by the CLI's named flags)."""
+    values = cfg.to_dict()
+    _merge(values, {name: dict(keys) for name, keys in sections.items()}, source="command line")
+    return _build(values)
+
+
+def _parse_override(text: str) -> dict[str, Any]:
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".", 2)  # section.key, or section.table.entry such as spark.conf.spark.x.y
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set model.k_max=8")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # bare words such as `user` are strings
+    if len(parts) == 3:
+        return {parts[0]: {parts[1]: {parts[2]: value}}}
+    return {parts[0]: {parts[1]: value}}
+
+
+def _merge(values: dict[str, Any], loaded: Mapping[str, Any], source: str) -> None:
+    for section, keys in loaded.items():
+        if section not in values:
+            raise ConfigError(f"{source}: unknown section [{section}]; known sections: {', '.join(values)}")
+        if not isinstance(keys, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table of keys, got {keys!r}")
+        for key, value in keys.items():
+            if key not in values[section]:
+                known = ", ".join(values[section])
+                raise ConfigError(f"{source}: unknown key {section}.{key}; keys of [{section}]: {known}")
+            if isinstance(values[section][key], dict):
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{source}: {section}.{key} must be a table of strings, got {value!r}")
+                values[section][key] = {**values[section][key], **value}
+            else:
+                values[section][key] = value
+
+
+def _build(values: dict[str, Any]) -> Config:
+    sections = {}
+    for section_field in dataclasses.fields(Config):
+        cls = section_field.default_factory  # type: ignore[misc]
+        hints = typing.get_type_hints(cls)
+        kwargs = {
+            name: _coerce(f"{section_field.name}.{name}", hints[name], value)
+            for name, value in values[section_field.name].items()
+        }
+        sections[section_field.name] = cls(**kwargs)
+    cfg = Config(**sections)
+    _validate(cfg)
+    return cfg
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: must be a list of strings, got {value!r}")
+        return tuple(value)
+    if origin is dict:
+        if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()):
+            raise ConfigError(f"{key}: must map strings to strings, got {value!r}")
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    raise AssertionError(f"unsupported config type {hint} for {key}")  # a programming error, not a user one
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be > 0, got {value}")
+
+
+def parse_date(key: str, value: str) -> dt.date:
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{key}: must be a date written YYYY-MM-DD, got {value!r}") from None
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.run.run_id and not RUN_ID_PATTERN.match(cfg.run.run_id):
+        raise ConfigError(
+            f"run.run_id: must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, "
+            f"got {cfg.run.run_id!r}"
+        )
+    if cfg.input.format:
+        _one_of("input.format", cfg.input.format, INPUT_FORMATS)
+    _one_of("input.file_format", cfg.input.file_format, FILE_FORMATS)
+    date_from = parse_date("input.date_from", cfg.input.date_from) if cfg.input.date_from else None
+    date_to = parse_date("input.date_to", cfg.input.date_to) if cfg.input.date_to else None
+    if date_from and date_to and date_to <= date_from:
+        raise ConfigError(
+            f"input.date_to: must be after input.date_from (date_to is exclusive), "
+            f"got date_from={cfg.input.date_from}, date_to={cfg.input.date_to}"
+        )
+    _positive("events.session_gap_minutes", cfg.events.session_gap_minutes)
+    for name in ("timestamp_col", "visitor_col", "event_col", "item_col", "transaction_col"):
+        if not getattr(cfg.events, name):
+            raise ConfigError(f"events.{name}: must name a column of the event log, got ''")
+    _one_of("features.grain", cfg.features.grain, GRAINS)
+    _one_of("output.delta_writer", cfg.output.delta_writer, DELTA_WRITERS)
+    if cfg.spark.shuffle_partitions < 0:
+        raise ConfigError(f"spark.shuffle_partitions: must be >= 0 (0 = Spark's default), got {cfg.spark.shuffle_partitions}")
+    _validate_model(cfg.model)
+
+
+def _validate_model(m: ModelConfig) -> None:
+    if not m.features:
+        raise ConfigError("model.features: must list at least one feature column")
+    if len(set(m.features)) != len(m.features):
+        raise ConfigError(f"model.features: lists a column twice: {list(m.features)}")
+    stray = sorted(set(m.log1p_features) - set(m.features))
+    if stray:
+        raise ConfigError(f"model.log1p_features: {stray} are not in model.features {list(m.features)}")
+    _one_of("model.winsor_method", m.winsor_method, WINSOR_METHODS)
+    _positive("model.winsor_z", m.winsor_z)
+    if not 0 < m.winsor_quantile < 0.5:
+        raise ConfigError(f"model.winsor_quantile: must be > 0 and < 0.5, got {m.winsor_quantile}")
+    if m.k_min < 2:
+        raise ConfigError(f"model.k_min: must be >= 2, got {m.k_min}")
+    if m.k_max < m.k_min:
+        raise ConfigError(f"model.k_max: must be >= model.k_min ({m.k_min}), got {m.k_max}")
+    if m.k_final and m.k_final < 2:
+        raise ConfigError(f"model.k_final: must be 0 (choose automatically) or >= 2, got {m.k_final}")
+    for name in ("max_iter", "init_steps", "sweep_sample_rows", "silhouette_sample_rows"):
+        _positive(f"model.{name}", getattr(m, name))
+    _positive("model.tol", m.tol)
+    if not 0 <= m.min_cluster_share < 0.5:
+        raise ConfigError(f"model.min_cluster_share: must be >= 0 and < 0.5, got {m.min_cluster_share}")
