@@ -36,6 +36,9 @@ def build_session(cfg: SparkConfig) -> SparkSession:
     if cfg.shuffle_partitions:
         conf.set("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
     conf.set("spark.sql.session.timeZone", "UTC")  # visit dates and hit times are UTC throughout
+    conf.set("spark.ui.showConsoleProgress", "false")  # progress goes to the log, stage by stage
+    # Let adaptive execution coalesce the partitions of persisted tables too (else 200 tiny files a table).
+    conf.set("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")
     for key, value in cfg.conf.items():
         conf.set(key, value)
     if delta_jars_available(conf) and not conf.get("spark.sql.extensions"):

@@ -1,0 +1,108 @@
+"""Command line: `visitseg features | demo` (entry point of the console script and of jobs/*.py).
+
+`main` parses arguments, loads the configuration, builds the session and calls one command function;
+the command functions take `(spark, cfg, args)` so tests can inject both. Errors a user can cause
+(`VisitsegError`) print one paragraph and exit with status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+from pyspark.sql import SparkSession
+
+from visitseg import __version__, delta, sample_data
+from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
+from visitseg.errors import VisitsegError
+from visitseg.features import build_features, write_features
+from visitseg.spark import StageLog, build_session
+
+log = logging.getLogger("visitseg")
+
+DEMO_VISITS = 3000
+DEMO_DAYS = 14
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, metavar="DIR", help="folder (or URI) the Delta tables go under")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="TOML config file; repeatable, later files win")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE", help="override one config key; repeatable")
+
+
+def _input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-format", required=True, choices=INPUT_FORMATS, help="export format of the hits")
+    parser.add_argument("--input", required=True, metavar="PATH", help="file, folder or glob of the hits (bigquery: project.dataset.table)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visitseg", description="Behavioural segments of e-commerce visits, as Delta tables.")
+    parser.add_argument("--version", action="version", version=f"visitseg {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    features = commands.add_parser("features", help="hits → the visit (or user) feature table DIR/visit_features")
+    _input(features)
+    _common(features)
+    demo = commands.add_parser("demo", help="generate the bundled sample hits and run on them")
+    _common(demo)
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config, args.overrides)
+    sections: dict[str, dict] = {"output": {"path": args.output.rstrip("/")}}
+    if getattr(args, "input_format", None):
+        sections["input"] = {"format": args.input_format, "path": args.input}
+    if not cfg.run.run_id:
+        sections["run"] = {"run_id": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")}
+    return with_values(cfg, **sections)
+
+
+def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
+    stages = StageLog(spark)
+    delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if the writer cannot run
+    table = build_features(spark, cfg, stages)
+    try:
+        result = write_features(spark, cfg, table, stages)
+    finally:
+        table.df.unpersist()
+    print(f"{table.name}: {result.rows:,} rows, run_id {cfg.run.run_id}, Delta version {result.version} at {result.path}")
+
+
+def command_demo(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
+    sample = f"{cfg.output.path}/sample/ga360"
+    log.info("demo: writing %d sample GA360 sessions over %d days to %s", DEMO_VISITS, DEMO_DAYS, sample)
+    sample_data.write_sample(spark, "ga360", sample, DEMO_VISITS, DEMO_DAYS, cfg.run.seed, file_format="json")
+    demo_cfg = with_values(cfg, input={"format": "ga360", "path": sample, "file_format": "json"})
+    command_features(spark, demo_cfg, args)
+
+
+COMMANDS: dict[str, Callable[[SparkSession, Config, argparse.Namespace], None]] = {
+    "features": command_features,
+    "demo": command_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("VISITSEG_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    spark = None
+    owns_session = SparkSession.getActiveSession() is None
+    try:
+        cfg = resolve_config(args)
+        log.info("visitseg %s %s, config: %s", __version__, args.command, cfg.to_json())
+        spark = build_session(cfg.spark)
+        COMMANDS[args.command](spark, cfg, args)
+    except VisitsegError as exc:
+        print(f"visitseg: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        if spark is not None and owns_session:
+            spark.stop()
+    return 0

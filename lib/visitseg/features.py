@@ -1,0 +1,61 @@
+"""The features stage: canonical hits → validated visit (or user) feature table → Delta.
+
+Feature rows are persisted once and reused by validation, the write and (in `visitseg run`) the model,
+so the hits are read and aggregated a single time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from visitseg import delta
+from visitseg.config import Config
+from visitseg.ingest import read_hits
+from visitseg.schemas import RUN_ID
+from visitseg.spark import StageLog
+from visitseg.users import user_features
+from visitseg.validate import check_rows, check_unique_keys
+from visitseg.visits import validate_visits, visit_features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    name: str  # visit_features | user_features
+    key: str  # visit_key | user_key
+    df: DataFrame  # persisted; the caller unpersists
+    rows: int
+
+
+def build_features(spark: SparkSession, cfg: Config, stages: StageLog) -> FeatureTable:
+    """Read, aggregate and validate the feature table at the configured grain; nothing is written."""
+    with stages("read hits") as facts:
+        hits = read_hits(spark, cfg)
+        facts["input"] = f"{cfg.input.format} {cfg.input.path}"
+    with stages("aggregate visits") as facts:
+        visits = visit_features(hits, cfg.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
+        facts["rows_out"] = validate_visits(visits)
+    if cfg.features.grain == "visit":
+        return FeatureTable("visit_features", "visit_key", visits, facts["rows_out"])
+    with stages("aggregate users") as facts:
+        users = user_features(visits, cfg.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
+        facts["rows_in"] = visits.count()
+        facts["rows_out"] = check_rows(users, ["user_key"], not_null=["user_key"], non_negative=["sessions"], what="user features")
+        check_unique_keys(users, ["user_key"], "user features")
+    visits.unpersist()
+    return FeatureTable("user_features", "user_key", users, facts["rows_out"])
+
+
+def write_features(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> delta.WriteResult:
+    with stages(f"write {table.name}") as facts:
+        result = delta.replace_partition(
+            spark, table.df, f"{cfg.output.path}/{table.name}", {RUN_ID: cfg.run.run_id}, cfg.output.delta_writer
+        )
+        facts["rows_out"] = result.rows
+        facts["version"] = result.version
+    return result

@@ -1,0 +1,60 @@
+"""Pieces every adapter shares: the date window, channel grouping, and the canonical hit projection."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from visitseg.config import InputConfig
+from visitseg.schemas import HIT_SCHEMA, conform
+
+
+def in_date_window(day: Column, cfg: InputConfig) -> Column:
+    """True for dates inside [date_from, date_to); `day` is a DateType column."""
+    condition = F.lit(True)
+    if cfg.date_from:
+        condition = condition & (day >= F.lit(cfg.date_from).cast("date"))
+    if cfg.date_to:
+        condition = condition & (day < F.lit(cfg.date_to).cast("date"))
+    return condition
+
+
+def in_yyyymmdd_window(day: Column, cfg: InputConfig) -> Column:
+    """The date window on a YYYYMMDD string column (GA exports), compared as text so filters push down."""
+    condition = F.lit(True)
+    if cfg.date_from:
+        condition = condition & (day >= F.lit(cfg.date_from.replace("-", "")))
+    if cfg.date_to:
+        condition = condition & (day < F.lit(cfg.date_to.replace("-", "")))
+    return condition
+
+
+def yyyymmdd_to_date(day: Column) -> Column:
+    return F.to_date(day, "yyyyMMdd")
+
+
+def channel_grouping(source: Column, medium: Column) -> Column:
+    """A coarse default channel grouping from source/medium, as GA's rules name them."""
+    m = F.lower(F.coalesce(medium, F.lit("")))
+    s = F.lower(F.coalesce(source, F.lit("")))
+    return (
+        F.when((s == "(direct)") | (m.isin("(none)", "")), "Direct")
+        .when(m == "organic", "Organic Search")
+        .when(m.isin("cpc", "ppc", "paidsearch"), "Paid Search")
+        .when(m.isin("display", "cpm", "banner"), "Display")
+        .when(m == "email", "Email")
+        .when(m == "affiliate", "Affiliates")
+        .when(m == "social", "Social")
+        .when(m == "referral", "Referral")
+        .otherwise("(Other)")
+    )
+
+
+def null_if_not_set(value: Column) -> Column:
+    """GA writes "(not set)" where a value is missing; treat it as null."""
+    return F.when(value.isin("(not set)", ""), F.lit(None)).otherwise(value)
+
+
+def to_hit_table(df: DataFrame) -> DataFrame:
+    """Project onto the canonical hit schema (the adapters' output contract)."""
+    return conform(df, HIT_SCHEMA)

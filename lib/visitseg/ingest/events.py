@@ -1,0 +1,78 @@
+"""Flat event logs (the public Retailrocket `events.csv` layout by default): one row per event.
+
+Columns are mapped through `[events]` in the config. Visits are cut by `events.session_gap_minutes` of
+inactivity (see `visitseg.sessionize`). Timestamps are epoch milliseconds, UTC; the visit date is the UTC
+date the visit started on, so a visit that crosses midnight counts on its first day. The date window is
+applied to events before sessionising, so a visit that straddles a window edge is cut there.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from visitseg.config import Config, EventsConfig
+from visitseg.ingest.common import in_date_window, to_hit_table
+from visitseg.ingest.files import read_raw
+from visitseg.schemas import ADD_TO_CART, EVENT, PAGE, PRODUCT_VIEW, PURCHASE, TRANSACTION
+from visitseg.sessionize import with_sessions
+from visitseg.validate import check_rows, require_columns
+
+
+def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
+    """Canonical hits from a flat event log; fails on null or unparsable timestamps and visitor ids."""
+    raw = read_raw(spark, cfg.input)
+    events = mapped_events(raw, cfg.events)
+    check_rows(events, ["user_key", "ts_ms"], not_null=["user_key", "ts_ms"], non_negative=["revenue"], what="events input")
+    in_window = events.withColumn("hit_ts", F.timestamp_millis("ts_ms")).filter(in_date_window(F.to_date("hit_ts"), cfg.input))
+    return hits_from_events(in_window, cfg.events)
+
+
+def mapped_events(raw: DataFrame, cfg: EventsConfig) -> DataFrame:
+    """The configured columns under fixed names, cast (text from CSV becomes numbers; junk becomes null)."""
+    required = {cfg.timestamp_col: "number", cfg.visitor_col: "id", cfg.event_col: "string", cfg.item_col: "id", cfg.transaction_col: "id"}
+    if cfg.revenue_col:
+        required[cfg.revenue_col] = "number"
+    require_columns(raw, required, "events input")
+    revenue = F.col(cfg.revenue_col).try_cast("double") if cfg.revenue_col else F.lit(None).cast("double")
+    return raw.select(
+        F.col(cfg.timestamp_col).try_cast("double").try_cast("long").alias("ts_ms"),
+        _id_text(raw, cfg.visitor_col).alias("user_key"),
+        F.col(cfg.event_col).cast("string").alias("event"),
+        _id_text(raw, cfg.item_col).alias("product_id"),
+        _id_text(raw, cfg.transaction_col).alias("transaction_id"),
+        revenue.alias("revenue"),
+    )
+
+
+def _id_text(df: DataFrame, name: str) -> Column:
+    """Ids as text; float ids (pandas writes integer columns with gaps as float) lose their '.0'."""
+    if isinstance(df.schema[name].dataType, (T.FloatType, T.DoubleType, T.DecimalType)):
+        return F.col(name).try_cast("long").cast("string")
+    return F.when(F.col(name).cast("string") != "", F.col(name).cast("string"))
+
+
+def hits_from_events(events: DataFrame, cfg: EventsConfig) -> DataFrame:
+    """Sessionise mapped events (ts_ms, hit_ts, user_key, event, product_id, transaction_id, revenue)."""
+    event = F.col("event")
+    action = F.when(event == cfg.view_value, PRODUCT_VIEW).when(event == cfg.add_to_cart_value, ADD_TO_CART).when(event == cfg.transaction_value, PURCHASE)
+    typed = events.select(
+        "user_key",
+        "hit_ts",
+        F.when(event == cfg.view_value, PAGE).when(event == cfg.transaction_value, TRANSACTION).otherwise(EVENT).alias("hit_type"),
+        # An item view is the log's page view; the item is the page.
+        F.when(event == cfg.view_value, F.concat(F.lit("/item/"), F.col("product_id"))).alias("page_path"),
+        action.alias("ecommerce_action"),
+        "product_id",
+        F.when(event == cfg.transaction_value, F.col("transaction_id")).alias("transaction_id"),
+        F.when(event == cfg.transaction_value, F.col("revenue")).alias("revenue"),
+    )
+    sessions = with_sessions(typed, "user_key", "hit_ts", cfg.session_gap_minutes * 60, tie_breakers=["hit_type", "ecommerce_action", "product_id", "transaction_id"])
+    return to_hit_table(
+        sessions.select(
+            "*",
+            F.to_date("visit_start_ts").alias("visit_date"),
+            *[F.lit(None).cast("string").alias(c) for c in ("channel", "source", "medium", "device", "country")],
+        )
+    )

@@ -1,0 +1,103 @@
+"""GA4: the BigQuery Google Analytics 4 export (`events_*`), one row per event.
+
+A visit is `user_pseudo_id` + the `ga_session_id` event parameter. Quirks: `event_timestamp` is epoch
+microseconds; parameters live in the repeated `event_params` key/value records; INT64 values arrive as
+strings in BigQuery's JSON export; `event_date` is YYYYMMDD in the property's time zone.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from visitseg.config import Config
+from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, to_hit_table, yyyymmdd_to_date
+from visitseg.ingest.files import read_raw
+from visitseg.schemas import ADD_TO_CART, CHECKOUT, EVENT, PAGE, PRODUCT_VIEW, PURCHASE, TRANSACTION
+from visitseg.validate import require_columns
+
+_S = T.StringType()
+
+
+def _struct(**fields: T.DataType) -> T.StructType:
+    return T.StructType([T.StructField(name, data_type) for name, data_type in fields.items()])
+
+
+GA4_JSON_SCHEMA = _struct(
+    event_date=_S,
+    event_timestamp=_S,
+    event_name=_S,
+    user_pseudo_id=_S,
+    event_params=T.ArrayType(
+        _struct(key=_S, value=_struct(string_value=_S, int_value=_S, float_value=T.DoubleType(), double_value=T.DoubleType()))
+    ),
+    ecommerce=_struct(transaction_id=_S, purchase_revenue=T.DoubleType()),
+    items=T.ArrayType(_struct(item_id=_S)),
+    device=_struct(category=_S),
+    geo=_struct(country=_S),
+    traffic_source=_struct(name=_S, medium=_S, source=_S),
+)
+
+REQUIRED = {
+    "event_date": "string",
+    "event_timestamp": "integer",
+    "event_name": "string",
+    "user_pseudo_id": "id",
+    "event_params": "array",
+    "event_params.key": "string",
+    "event_params.value.string_value": "string",
+    "event_params.value.int_value": "integer",
+    "ecommerce.transaction_id": "string",
+    "ecommerce.purchase_revenue": "number",
+    "items.item_id": "string",
+    "device.category": "string",
+    "geo.country": "string",
+    "traffic_source.medium": "string",
+    "traffic_source.source": "string",
+}
+
+EVENT_ACTIONS = {"view_item": PRODUCT_VIEW, "add_to_cart": ADD_TO_CART, "begin_checkout": CHECKOUT, "purchase": PURCHASE}
+# Strips scheme and host from page_location, keeping the path (query string and fragment dropped).
+URL_PATH = r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?([^?#]*)"
+
+
+def event_param(name: str, field: str) -> Column:
+    """The `field` of the event parameter called `name` (null when the event lacks it)."""
+    return F.get(F.filter("event_params", lambda p: p["key"] == name), 0)["value"][field]
+
+
+def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
+    """Canonical hits from a GA4 export."""
+    raw = read_raw(spark, cfg.input, GA4_JSON_SCHEMA)
+    require_columns(raw, REQUIRED, "ga4 input")
+    return hits_from_events(raw.filter(in_yyyymmdd_window(F.col("event_date"), cfg.input)))
+
+
+def hits_from_events(events: DataFrame) -> DataFrame:
+    name = F.col("event_name")
+    action = F.coalesce(*[F.when(name == event, F.lit(act)) for event, act in EVENT_ACTIONS.items()])
+    session_id = event_param("ga_session_id", "int_value").cast("string")
+    location = event_param("page_location", "string_value")
+    path = F.regexp_extract(location, URL_PATH, 1)
+    hits = events.select(
+        F.when(session_id.isNotNull(), F.concat_ws("-", F.col("user_pseudo_id").cast("string"), session_id)).alias("visit_key"),
+        F.col("user_pseudo_id").cast("string").alias("user_key"),
+        yyyymmdd_to_date(F.col("event_date")).alias("visit_date"),
+        F.timestamp_micros(F.col("event_timestamp").cast("long")).alias("hit_ts"),
+        name.alias("event_name"),
+        F.when(name == "page_view", PAGE).when(name == "purchase", TRANSACTION).otherwise(EVENT).alias("hit_type"),
+        F.when(name == "page_view", F.when(path == "", "/").otherwise(path)).alias("page_path"),
+        action.alias("ecommerce_action"),
+        F.get(F.col("items"), 0)["item_id"].alias("product_id"),
+        F.when(name == "purchase", null_if_not_set(F.col("ecommerce.transaction_id"))).alias("transaction_id"),
+        F.when(name == "purchase", F.col("ecommerce.purchase_revenue").cast("double")).alias("revenue"),
+        channel_grouping(F.col("traffic_source.source"), F.col("traffic_source.medium")).alias("channel"),
+        null_if_not_set(F.col("traffic_source.source")).alias("source"),
+        null_if_not_set(F.col("traffic_source.medium")).alias("medium"),
+        null_if_not_set(F.col("device.category")).alias("device"),
+        null_if_not_set(F.col("geo.country")).alias("country"),
+    )
+    # GA4 has no hit number; number events within the visit by time (event name breaks ties deterministically).
+    order = Window.partitionBy("visit_key").orderBy("hit_ts", "event_name", "page_path", "product_id")
+    return to_hit_table(hits.withColumn("hit_number", F.row_number().over(order)))
