@@ -215,6 +215,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
             raise ConfigError(f"{key}: must be a number, got {value!r}")
         return float(value)
     if hint is str:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value.isoformat()  # TOML reads an unquoted 2026-01-01 as a date
         if not isinstance(value, str):
             raise ConfigError(f"{key}: must be a string, got {value!r}")
         return value

@@ -149,6 +149,8 @@ def _write_native(df: DataFrame, path: str, partition: Mapping[str, str]) -> Wri
 def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partition: Mapping[str, str]) -> WriteResult:
     uri = _uri(path)
     fs, root = pafs.FileSystem.from_uri(uri)
+    schema = _delta_schema(df)
+    _check_same_schema(uri, schema)
     attempt = uuid.uuid4().hex
     staging = f"{root}/{STAGING_DIR}/{attempt}"
     partition_dir = "/".join(f"{col}={quote(value, safe='')}" for col, value in partition.items())
@@ -176,7 +178,7 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
                     stats=json.dumps({"numRecords": rows}),
                 )
             )
-        version = _commit(uri, _delta_schema(df), adds, partition)
+        version = _commit(uri, schema, adds, partition)
     finally:
         fs.delete_dir_contents(staging, missing_dir_ok=True)
         _delete_if_exists(fs, staging)
@@ -206,6 +208,24 @@ def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Map
     except DeltaError as exc:
         raise DeltaTableError(f"{uri}: the Delta commit was refused, the table is unchanged: {exc}") from exc
     return DeltaTable(uri).version()
+
+
+def _check_same_schema(uri: str, schema: DeltaSchema) -> None:
+    """deltalake would commit files of another schema and silently change the table's; refuse instead."""
+    if not DeltaTable.is_deltatable(uri):
+        return
+    existing = pa.schema(DeltaTable(uri).schema().to_arrow())
+    wanted = pa.schema(schema.to_arrow())
+    if not existing.equals(wanted):
+        raise DeltaTableError(
+            f"{uri}: the data's schema differs from the table's, the table is unchanged. "
+            f"Table: {_describe(existing)}. Data: {_describe(wanted)}. "
+            f"Write to another output folder, or remove the table if it is disposable."
+        )
+
+
+def _describe(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name} {f.type}" for f in schema)
 
 
 def _delta_schema(df: DataFrame) -> DeltaSchema:

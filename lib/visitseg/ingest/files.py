@@ -19,7 +19,12 @@ def detect_file_format(path: str) -> str:
     """The storage format from the path's extension, or from the files inside a local folder."""
     candidates = [path]
     if "://" not in path and os.path.isdir(path):
-        candidates = sorted(glob.glob(os.path.join(path, "**", "*"), recursive=True))
+        # Spark skips names starting with "_" or "." (e.g. _SUCCESS, _planted/); so does the detection.
+        candidates = sorted(
+            found
+            for found in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+            if not any(part.startswith(("_", ".")) for part in os.path.relpath(found, path).split(os.sep))
+        )
     for candidate in candidates:
         name = os.path.basename(candidate).lower()
         for suffix in (".gz", ".bz2", ".snappy"):

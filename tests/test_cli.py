@@ -1,0 +1,115 @@
+"""The command line, in process: every format end to end, and bad input → named error, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from deltalake import DeltaTable
+from support import write_json_lines
+from test_ga360 import SESSIONS
+
+from visitseg import sample_data
+from visitseg.cli import main
+from visitseg.schemas import USER_FEATURES_SCHEMA, VISIT_FEATURES_SCHEMA
+
+N_VISITS = 240
+
+
+@pytest.fixture(scope="module")
+def samples(spark, tmp_path_factory):
+    """Planted sample input in each format (as the generator writes it) with its planted labels."""
+    root = tmp_path_factory.mktemp("samples")
+    made = {}
+    for fmt, file_format in (("ga360", "json"), ("ga4", "parquet"), ("events", "csv")):
+        path = str(root / fmt)
+        labels = sample_data.write_sample(spark, fmt, path, N_VISITS, days=5, seed=7, file_format=file_format)
+        made[fmt] = (path, {r.visit_key for r in labels.collect()})
+    return made
+
+
+@pytest.mark.parametrize("fmt", ["ga360", "ga4", "events"])
+def test_features_end_to_end_for_each_format(spark, samples, tmp_path, fmt, capsys):
+    path, planted_keys = samples[fmt]
+    out = tmp_path / "out"
+
+    code = main(["features", "--input-format", fmt, "--input", path, "--output", str(out), "--set", "run.run_id=r1"])
+
+    assert code == 0
+    table = DeltaTable(str(out / "visit_features")).to_pyarrow_table()
+    assert table.schema.names == VISIT_FEATURES_SCHEMA.names
+    assert set(table.column("visit_key").to_pylist()) == planted_keys  # one row per planted visit
+    assert table.num_rows == N_VISITS
+    assert set(table.column("run_id").to_pylist()) == {"r1"}
+    assert f"visit_features: {N_VISITS} rows, run_id r1" in capsys.readouterr().out
+
+
+def test_user_grain(spark, samples, tmp_path):
+    path, _ = samples["ga360"]
+    code = main(["features", "--input-format", "ga360", "--input", path, "--output", str(tmp_path), "--set", "features.grain=user"])
+    assert code == 0
+    table = DeltaTable(str(tmp_path / "user_features")).to_pyarrow_table()
+    assert table.schema.names == USER_FEATURES_SCHEMA.names
+    assert table.num_rows == N_VISITS // sample_data.VISITS_PER_USER
+    assert sum(table.column("sessions").to_pylist()) == N_VISITS
+
+
+def test_rerun_of_a_run_id_replaces_its_partition(spark, samples, tmp_path):
+    path, _ = samples["events"]
+    args = ["features", "--input-format", "events", "--input", path, "--output", str(tmp_path), "--set", "run.run_id=same"]
+    assert main(args) == 0 and main(args) == 0
+    table = DeltaTable(str(tmp_path / "visit_features"))
+    assert table.version() == 1
+    assert table.to_pyarrow_table().num_rows == N_VISITS
+
+
+def bad_session_inputs(tmp_path):
+    """Each bad input as (name, args builder, expected message)."""
+    negative = json.loads(json.dumps(SESSIONS))
+    negative[0]["hits"][3]["transaction"]["transactionRevenue"] = "-5000000"
+    return {
+        "missing column": (write_json_lines(tmp_path / "a" / "x.json", SESSIONS), [], "hits is missing"),
+        "duplicate visit keys": (write_json_lines(tmp_path / "b" / "x.json", SESSIONS + SESSIONS[:1]), [], "occur more than once, e.g. 111-1001"),
+        "negative revenue": (write_json_lines(tmp_path / "c" / "x.json", negative), [], "1 rows with negative transaction_revenue \\(e.g. 111-1001\\)"),
+        "empty after date filter": (write_json_lines(tmp_path / "d" / "x.json", SESSIONS), ["input.date_from=2030-01-01"], "no rows"),
+        "impossible config": (write_json_lines(tmp_path / "e" / "x.json", SESSIONS), ["input.date_from=2026-10-02", "input.date_to=2026-10-01"], "must be after input.date_from"),
+        "native writer without jars": (write_json_lines(tmp_path / "f" / "x.json", SESSIONS), ["output.delta_writer=native"], "--packages io.delta"),
+        "no such input": (str(tmp_path / "nothing" / "x.json"), [], "no such file or folder"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing column", "duplicate visit keys", "negative revenue", "empty after date filter", "impossible config",
+     "native writer without jars", "no such input"],
+)
+def test_bad_input_is_a_named_error_with_exit_2_and_leaves_tables_untouched(spark, samples, tmp_path, capsys, case):
+    out = tmp_path / "out"
+    good, _ = samples["ga360"]
+    assert main(["features", "--input-format", "ga360", "--input", good, "--output", str(out), "--set", "run.run_id=r1"]) == 0
+    before = DeltaTable(str(out / "visit_features")).to_pyarrow_table()
+    capsys.readouterr()
+
+    cases = bad_session_inputs(tmp_path)
+    path, overrides, message = cases[case]
+    if case == "missing column":  # a Parquet export whose sessions lack the nested hits
+        spark.read.json(path).drop("hits").write.parquet(str(tmp_path / "nohits"))
+        path = str(tmp_path / "nohits")
+    sets = [arg for o in ["run.run_id=r1", *overrides] for arg in ("--set", o)]
+    code = main(["features", "--input-format", "ga360", "--input", path, "--output", str(out), *sets])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("visitseg: error: ")
+    assert re.search(message, err), err
+    after = DeltaTable(str(out / "visit_features"))
+    assert after.version() == 0
+    assert after.to_pyarrow_table().equals(before)
+
+
+def test_unknown_format_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["features", "--input-format", "csv", "--input", "x", "--output", "y"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'csv'" in capsys.readouterr().err

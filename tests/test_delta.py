@@ -1,0 +1,160 @@
+"""The Delta layer: real tables on disk, read back through deltalake and through Spark."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+from chispa import assert_df_equality
+from deltalake import DeltaTable
+from pyspark.sql import types as T
+
+from visitseg import delta
+from visitseg.errors import DeltaTableError, DeltaUnavailableError
+from visitseg.spark import session_has_delta
+
+SCHEMA = T.StructType(
+    [
+        T.StructField("visit_key", T.StringType()),
+        T.StructField("pageviews", T.LongType()),
+        T.StructField("revenue", T.DoubleType()),
+        T.StructField("visit_date", T.DateType()),
+        T.StructField("hit_ts", T.TimestampType()),
+        T.StructField("pages", T.ArrayType(T.StringType())),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+TS = dt.datetime(2026, 10, 1, 12, 30, tzinfo=dt.timezone.utc)
+
+
+def rows(run_id: str, n: int, offset: int = 0) -> list[tuple]:
+    return [
+        (f"v{i}", i, float(i) / 2, dt.date(2026, 10, 1), TS, [f"/p{i}"], run_id) for i in range(offset, offset + n)
+    ] + [(None, None, None, None, None, None, run_id)]
+
+
+def write(spark, path, run_id, n, offset=0):
+    df = spark.createDataFrame(rows(run_id, n, offset), SCHEMA).repartition(3)
+    return delta.replace_partition(spark, df, str(path), {"run_id": run_id}, writer="deltalake")
+
+
+def log_actions(path, version: int) -> list[dict]:
+    with open(os.path.join(path, "_delta_log", f"{version:020d}.json")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_jar_free_table_reads_back_identically_through_deltalake_and_spark(spark, tmp_path):
+    result = write(spark, tmp_path / "t", "r1", 5)
+    expected = spark.createDataFrame(rows("r1", 5), SCHEMA)
+
+    assert (result.writer, result.version, result.rows) == ("deltalake", 0, 6)
+    through_spark = delta.read_table(spark, str(tmp_path / "t"))
+    assert_df_equality(through_spark, expected, ignore_row_order=True, ignore_nullable=True)
+    through_deltalake = spark.createDataFrame(
+        DeltaTable(str(tmp_path / "t")).to_pyarrow_table().to_pandas(), schema=SCHEMA
+    )
+    assert_df_equality(through_deltalake, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_each_added_file_carries_its_record_count(spark, tmp_path):
+    write(spark, tmp_path / "t", "r1", 10)
+    adds = [a["add"] for a in log_actions(tmp_path / "t", 0) if "add" in a]
+    assert len(adds) == 3  # one per Spark task; written by executors, not the driver
+    assert sum(json.loads(a["stats"])["numRecords"] for a in adds) == 11
+    assert all(a["partitionValues"] == {"run_id": "r1"} and a["path"].startswith("run_id=r1/") for a in adds)
+
+
+def test_rewriting_a_partition_is_one_version_that_removes_the_old_files(spark, tmp_path):
+    path = tmp_path / "t"
+    write(spark, path, "r1", 4)
+    write(spark, path, "r2", 2)
+    old_r1 = {a["add"]["path"] for a in log_actions(path, 0) if "add" in a}
+
+    result = write(spark, path, "r1", 3, offset=100)
+
+    assert result.version == 2
+    actions = log_actions(path, 2)
+    assert {a["remove"]["path"] for a in actions if "remove" in a} == old_r1
+    new_files = {a["add"]["path"] for a in actions if "add" in a}
+    assert new_files and not (new_files & old_r1)
+    table = delta.read_table(spark, str(path))
+    assert sorted(r.visit_key or "" for r in table.filter("run_id = 'r1'").collect()) == ["", "v100", "v101", "v102"]
+    assert table.filter("run_id = 'r2'").count() == 3
+    # the previous version is still readable as it was
+    assert DeltaTable(str(path), version=1).to_pyarrow_table().num_rows == 5 + 3
+
+
+def test_failure_between_spark_write_and_commit_leaves_previous_version(spark, tmp_path, monkeypatch):
+    path = tmp_path / "t"
+    write(spark, path, "r1", 4)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("driver died before the commit")
+
+    monkeypatch.setattr(delta, "_commit", crash)  # our own commit step, after Spark wrote the files
+    with pytest.raises(RuntimeError, match="before the commit"):
+        write(spark, path, "r1", 7, offset=50)
+    monkeypatch.undo()
+
+    table = DeltaTable(str(path))
+    assert table.version() == 0
+    assert sorted(delta.read_table(spark, str(path)).toPandas().visit_key.dropna()) == ["v0", "v1", "v2", "v3"]
+    assert not os.listdir(path / delta.STAGING_DIR)  # the attempt's staging files are cleaned up
+    referenced = {os.path.basename(u) for u in table.file_uris()}
+    on_disk = set(os.listdir(path / "run_id=r1"))
+    assert referenced < on_disk  # the failed attempt's moved files exist but no version references them
+
+
+def test_schema_change_is_refused_and_table_unchanged(spark, tmp_path):
+    path = tmp_path / "t"
+    write(spark, path, "r1", 2)
+    other = spark.createDataFrame([("x", "not a number", "r1")], "visit_key string, pageviews string, run_id string")
+    with pytest.raises(DeltaTableError, match="table is unchanged"):
+        delta.replace_partition(spark, other, str(path), {"run_id": "r1"}, writer="deltalake")
+    assert DeltaTable(str(path)).version() == 0
+    assert delta.read_table(spark, str(path)).count() == 3
+
+
+def test_empty_frame_replaces_partition_with_nothing(spark, tmp_path):
+    path = tmp_path / "t"
+    write(spark, path, "r1", 2)
+    empty = spark.createDataFrame([], SCHEMA)
+    result = delta.replace_partition(spark, empty, str(path), {"run_id": "r1"}, writer="deltalake")
+    assert (result.version, result.files, result.rows) == (1, 0, 0)
+    assert delta.read_table(spark, str(path)).count() == 0
+
+
+def test_unsafe_partition_values_are_rejected(spark, tmp_path):
+    df = spark.createDataFrame([("a", "x' OR '1'='1")], "visit_key string, run_id string")
+    with pytest.raises(DeltaTableError, match="letters, digits"):
+        delta.replace_partition(spark, df, str(tmp_path / "t"), {"run_id": "x' OR '1'='1"})
+    assert not (tmp_path / "t").exists()
+
+
+def test_reading_a_missing_table_names_the_path(spark, tmp_path):
+    with pytest.raises(DeltaTableError, match="not a Delta table"):
+        delta.read_table(spark, str(tmp_path / "nothing"))
+
+
+@pytest.mark.skipif("session_has_delta(__import__('pyspark').sql.SparkSession.getActiveSession())", reason="session has Delta jars")
+def test_native_writer_without_jars_says_how_to_get_them(spark, tmp_path):
+    df = spark.createDataFrame([("a", "r1")], "visit_key string, run_id string")
+    with pytest.raises(DeltaUnavailableError, match="--packages io.delta"):
+        delta.replace_partition(spark, df, str(tmp_path / "t"), {"run_id": "r1"}, writer="native")
+    assert not (tmp_path / "t").exists()
+    assert delta.choose_writer(spark, "auto") == "deltalake"
+
+
+def test_native_writer_replaces_partition(spark, tmp_path):
+    if not session_has_delta(spark):
+        pytest.skip("the Delta Lake jars are not on this Spark's classpath (Maven Central is unreachable here); "
+                    "run with PYSPARK_SUBMIT_ARGS='--packages io.delta:delta-spark_2.13:4.0.0 pyspark-shell' to test it")
+    path = str(tmp_path / "t")
+    df = spark.createDataFrame(rows("r1", 3), SCHEMA)
+    first = delta.replace_partition(spark, df, path, {"run_id": "r1"}, writer="native")
+    second = delta.replace_partition(spark, df.limit(2), path, {"run_id": "r1"}, writer="native")
+    assert (first.writer, first.version, second.version) == ("native", 0, 1)
+    assert delta.read_table(spark, path).count() == 2
+    assert DeltaTable(path).to_pyarrow_table().num_rows == 2

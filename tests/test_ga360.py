@@ -1,0 +1,121 @@
+"""GA360 adapter: nested hits with products, BigQuery's JSON quirks, the date window, duplicate sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from support import make_config, utc, write_json_lines
+
+from visitseg.errors import GrainError, InputSchemaError
+from visitseg.ingest import read_hits
+from visitseg.schemas import HIT_SCHEMA
+
+START = 1790000000  # 2026-09-21T14:13:20Z
+
+
+def hit(number, time_ms, hit_type, path, action, products=(), transaction=(None, None)):
+    return {
+        "hitNumber": str(number),  # BigQuery's JSON export writes INT64 as strings
+        "time": str(time_ms),
+        "type": hit_type,
+        "page": {"pagePath": path},
+        "eCommerceAction": {"action_type": action},
+        "transaction": {"transactionId": transaction[0], "transactionRevenue": transaction[1]},
+        "product": [{"productSKU": sku} for sku in products],
+    }
+
+
+def session(visitor, visit_id, date, hits, channel="Organic Search", start=START):
+    return {
+        "fullVisitorId": visitor,
+        "visitId": str(visit_id),
+        "visitStartTime": str(start),
+        "date": date,
+        "channelGrouping": channel,
+        "totals": {"hits": str(len(hits)), "pageviews": "1"},
+        "trafficSource": {"source": "google", "medium": "organic"},
+        "device": {"deviceCategory": "desktop"},
+        "geoNetwork": {"country": "Germany"},
+        "hits": hits,
+    }
+
+
+SESSIONS = [
+    session(
+        "111",
+        1001,
+        "20261001",
+        [
+            hit(1, 0, "PAGE", "/home", "0"),
+            hit(2, 30000, "PAGE", "/product/a", "2", products=["SKU-A", "SKU-B"]),
+            hit(3, 45000, "EVENT", "/product/a", "3", products=["SKU-A"]),
+            hit(4, 60500, "TRANSACTION", "/checkout", "6", products=["SKU-A"], transaction=("T1", "25500000")),
+        ],
+    ),
+    session("222", 2002, "20261002", [hit(1, 0, "PAGE", "/home", "0")], channel="(not set)", start=START + 86400),
+    session("333", 3003, "20260930", [hit(1, 0, "PAGE", "/old", "0")], start=START - 86400),
+]
+
+
+def expected_row(key, user, day, seconds, number, hit_type, path, action, product, txn, revenue, channel):
+    source, medium = "google", "organic"
+    return (key, user, day, utc(seconds), number, hit_type, path, action, product, txn, revenue, channel, source, medium, "desktop", "Germany")
+
+
+def test_nested_hits_become_canonical_hits(spark, tmp_path):
+    path = write_json_lines(tmp_path / "ga360" / "ga_sessions_20261001.json", SESSIONS)
+    cfg = make_config("ga360", path, overrides=["input.date_from=2026-10-01"])
+
+    hits = read_hits(spark, cfg)
+
+    d1, d2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
+    expected = spark.createDataFrame(
+        [
+            expected_row("111-1001", "111", d1, START, 1, "PAGE", "/home", None, None, None, None, "Organic Search"),
+            expected_row("111-1001", "111", d1, START + 30, 2, "PAGE", "/product/a", "product_view", "SKU-A", None, None, "Organic Search"),
+            expected_row("111-1001", "111", d1, START + 45, 3, "EVENT", None, "add_to_cart", "SKU-A", None, None, "Organic Search"),
+            expected_row("111-1001", "111", d1, START + 60.5, 4, "TRANSACTION", None, "purchase", "SKU-A", "T1", 25.5, "Organic Search"),
+            expected_row("222-2002", "222", d2, START + 86400, 1, "PAGE", "/home", None, None, None, None, None),
+        ],
+        HIT_SCHEMA,
+    )
+    assert_df_equality(hits, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_parquet_export_with_integer_columns(spark, tmp_path):
+    json_path = write_json_lines(tmp_path / "in.json", SESSIONS[:1])
+    typed = spark.read.json(json_path).selectExpr(
+        "fullVisitorId", "cast(visitId as long) as visitId", "cast(visitStartTime as long) as visitStartTime", "date",
+        "channelGrouping", "trafficSource", "device", "geoNetwork",
+        "transform(hits, h -> named_struct('hitNumber', cast(h.hitNumber as long), 'time', cast(h.time as long), "
+        "'type', h.type, 'page', h.page, 'eCommerceAction', h.eCommerceAction, "
+        "'transaction', named_struct('transactionId', h.transaction.transactionId, "
+        "'transactionRevenue', cast(h.transaction.transactionRevenue as long)), 'product', h.product)) as hits",
+    )
+    typed.write.parquet(str(tmp_path / "parquet"))
+    hits = read_hits(spark, make_config("ga360", str(tmp_path / "parquet")))
+    assert hits.count() == 4
+    assert hits.agg({"revenue": "sum"}).first()[0] == pytest.approx(25.5)
+
+
+def test_duplicate_sessions_fail_with_counts_and_keys(spark, tmp_path):
+    path = write_json_lines(tmp_path / "dup.json", SESSIONS + SESSIONS[:1])
+    with pytest.raises(GrainError, match=r"1 keys \(visit_key\) occur more than once, e.g. 111-1001"):
+        read_hits(spark, make_config("ga360", path))
+
+
+def test_missing_nested_column_is_named(spark, tmp_path):
+    broken = [dict(SESSIONS[0], hits=[{k: v for k, v in h.items() if k != "page"} for h in SESSIONS[0]["hits"]])]
+    spark.read.json(write_json_lines(tmp_path / "b.json", broken)).write.parquet(str(tmp_path / "p"))
+    with pytest.raises(InputSchemaError, match="hits.page.pagePath is missing"):
+        read_hits(spark, make_config("ga360", str(tmp_path / "p")))
+
+
+def test_wrong_type_is_named(spark, tmp_path):
+    spark.read.json(write_json_lines(tmp_path / "b.json", SESSIONS)).selectExpr(
+        "*", "array(1.5D) as channelGrouping2"
+    ).drop("channelGrouping").withColumnRenamed("channelGrouping2", "channelGrouping").write.parquet(str(tmp_path / "p"))
+    with pytest.raises(InputSchemaError, match="channelGrouping has type array<double>, expected string"):
+        read_hits(spark, make_config("ga360", str(tmp_path / "p")))

@@ -1,0 +1,99 @@
+"""Visit and user features from hand-built canonical hits; the grain and value guardrails."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from support import utc
+
+from visitseg.errors import DataQualityError, EmptyInputError, GrainError
+from visitseg.schemas import HIT_SCHEMA, USER_FEATURES_SCHEMA, VISIT_FEATURES_SCHEMA
+from visitseg.users import user_features
+from visitseg.visits import validate_visits, visit_features
+
+D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 3)
+T0 = 1790000000
+
+
+def h(key, user, day, seconds, number, hit_type, path=None, action=None, txn=None, revenue=None, channel="Direct"):
+    return (key, user, day, utc(T0 + seconds), number, hit_type, path, action, None, txn, revenue, channel, "(direct)", "(none)", "desktop", "France")
+
+
+HITS = [
+    # v1: 3 pages (2 distinct), a product view, an add-to-cart, a purchase counted once though it has two hits
+    h("v1", "u1", D1, 0, 1, "PAGE", "/", channel="Email"),
+    h("v1", "u1", D1, 60, 2, "PAGE", "/p/1", "product_view"),
+    h("v1", "u1", D1, 90, 3, "EVENT", None, "add_to_cart"),
+    h("v1", "u1", D1, 120, 4, "PAGE", "/p/1"),
+    h("v1", "u1", D1, 150, 5, "TRANSACTION", None, "purchase", "T1", 20.0),
+    h("v1", "u1", D1, 150, 6, "TRANSACTION", None, "purchase", "T1", 5.5),
+    # v2: a bounce, on another day, for the same user
+    h("v2", "u1", D2, 500, 1, "PAGE", "/"),
+    # v3: events only, no page view
+    h("v3", "u2", D1, 0, 2, "EVENT", None, "product_view", channel="Referral"),
+    h("v3", "u2", D1, 10, 1, "EVENT", None, None, channel="Social"),  # earlier hit wins the attributes
+]
+
+
+def visit_row(key, user, day, start, channel, pv, hits, uniq, tos, txn, rev, pvs, atc, bounce):
+    per_pv = max(pv, 1)
+    return (key, user, day, utc(T0 + start), channel, "(direct)", "(none)", "desktop", "France",
+            pv, hits, uniq, tos, txn, rev, tos / per_pv, hits / per_pv, pvs, atc, bounce, "r1")
+
+
+def test_one_row_per_visit_with_documented_measures(spark):
+    visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1")
+    expected = spark.createDataFrame(
+        [
+            visit_row("v1", "u1", D1, 0, "Email", 3, 6, 2, 150.0, 1, 25.5, 1, 1, False),
+            visit_row("v2", "u1", D2, 500, "Direct", 1, 1, 1, 0.0, 0, 0.0, 0, 0, True),
+            visit_row("v3", "u2", D1, 0, "Referral", 0, 2, 0, 10.0, 0, 0.0, 1, 0, False),
+        ],
+        VISIT_FEATURES_SCHEMA,
+    )
+    assert_df_equality(visits, expected, ignore_row_order=True, ignore_nullable=True)
+    assert validate_visits(visits) == 3
+
+
+def test_user_features(spark):
+    visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1")
+    users = user_features(visits, "r1")
+    expected = spark.createDataFrame(
+        [
+            ("u1", 2, 4, 1, 1, 1, 25.5, 2.0, 0.5, 2, D1, D2, 0, "r1"),
+            ("u2", 1, 0, 1, 0, 0, 0.0, 0.0, 0.0, 1, D1, D1, 2, "r1"),
+        ],
+        USER_FEATURES_SCHEMA,
+    )
+    assert_df_equality(users, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_grain_guardrail_catches_a_row_multiplying_join(spark):
+    visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1")
+    # a lookup with two rows for one channel: joining it multiplies that channel's visits
+    channels = spark.createDataFrame([("Email", "owned"), ("Email", "crm"), ("Direct", "none")], "channel string, family string")
+    joined = visits.join(channels, on="channel", how="left").select(*VISIT_FEATURES_SCHEMA.names)
+    assert joined.count() == 4  # the join did multiply v1
+    with pytest.raises(GrainError, match=r"1 keys \(visit_key\) occur more than once, e.g. v1"):
+        validate_visits(joined)
+
+
+def test_negative_counts_fail_with_keys(spark):
+    visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1")
+    broken = visits.withColumn("transaction_revenue", visits.transaction_revenue - 10)
+    with pytest.raises(DataQualityError, match=r"2 rows with negative transaction_revenue \(e.g. v[23], v[23]\)"):
+        validate_visits(broken)
+
+
+def test_null_visit_keys_fail(spark):
+    visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1")
+    with pytest.raises(DataQualityError, match="1 rows with null visit_key"):
+        validate_visits(visits.replace("v2", None, subset=["visit_key"]))
+
+
+def test_no_visits_is_an_empty_input_error(spark):
+    empty = visit_features(spark.createDataFrame([], HIT_SCHEMA), "r1")
+    with pytest.raises(EmptyInputError, match="no rows"):
+        validate_visits(empty)
