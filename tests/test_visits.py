@@ -54,7 +54,7 @@ def test_one_row_per_visit_with_documented_measures(spark):
         VISIT_FEATURES_SCHEMA,
     )
     assert_df_equality(visits, expected, ignore_row_order=True, ignore_nullable=True)
-    assert validate_visits(visits) == 3
+    assert validate_visits(visits) == {"rows": 3, "hits": 9}
 
 
 def test_user_features(spark):

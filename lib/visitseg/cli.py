@@ -1,4 +1,4 @@
-"""Command line: `visitseg features | demo` (entry point of the console script and of jobs/*.py).
+"""Command line: `visitseg features | run | demo` (entry point of the console script and of jobs/*.py).
 
 `main` parses arguments, loads the configuration, builds the session and calls one command function;
 the command functions take `(spark, cfg, args)` so tests can inject both. Errors a user can cause
@@ -20,6 +20,7 @@ from visitseg import __version__, delta, sample_data
 from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
 from visitseg.errors import VisitsegError
 from visitseg.features import build_features, write_features
+from visitseg.outputs import RunSummary, run_job
 from visitseg.spark import StageLog, build_session
 
 log = logging.getLogger("visitseg")
@@ -46,7 +47,10 @@ def make_parser() -> argparse.ArgumentParser:
     features = commands.add_parser("features", help="hits → the visit (or user) feature table DIR/visit_features")
     _input(features)
     _common(features)
-    demo = commands.add_parser("demo", help="generate the bundled sample hits and run on them")
+    run = commands.add_parser("run", help="the whole job: features, K sweep, final model and every output table")
+    _input(run)
+    _common(run)
+    demo = commands.add_parser("demo", help="generate the bundled sample hits and run the whole job on them")
     _common(demo)
     return parser
 
@@ -72,16 +76,44 @@ def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace)
     print(f"{table.name}: {result.rows:,} rows, run_id {cfg.run.run_id}, Delta version {result.version} at {result.path}")
 
 
+def command_run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
+    summary = run_job(spark, cfg)
+    print(describe_run(summary))
+
+
+def describe_run(summary: RunSummary) -> str:
+    """What a person wants after a run: where the tables are, the chosen K and why, and the segments."""
+    record, seg = summary.record, summary.segmentation
+    count_col = next(c for c in ("n_visits", "n_users") if c in seg.centres[0])
+    lines = [
+        f"run {record['run_id']}: {record['n_rows']:,} rows, K = {seg.k}",
+        f"  why: {seg.reason}",
+        "  segments:",
+        f"    {'id':>3}  {'segment':<20} {'size':>9} {'share':>7} {'conversion':>11} {'revenue/visit':>14}",
+    ]
+    for c in seg.centres:
+        lines.append(
+            f"    {c['cluster_id']:>3}  {c['segment']:<20} {c[count_col]:>9,} {c['share']:>7.1%} "
+            f"{c['conversion_rate']:>11.1%} {c['revenue_per_visit']:>14.2f}"
+        )
+    lines.append("  tables (Delta):")
+    lines += [f"    {name:<18} {path}" for name, path in summary.tables.items()]
+    lines.append(f"  model:  {record['model_path']}")
+    lines.append(f"  report: {summary.report_path}")
+    return "\n".join(lines)
+
+
 def command_demo(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
     sample = f"{cfg.output.path}/sample/ga360"
     log.info("demo: writing %d sample GA360 sessions over %d days to %s", DEMO_VISITS, DEMO_DAYS, sample)
     sample_data.write_sample(spark, "ga360", sample, DEMO_VISITS, DEMO_DAYS, cfg.run.seed, file_format="json")
     demo_cfg = with_values(cfg, input={"format": "ga360", "path": sample, "file_format": "json"})
-    command_features(spark, demo_cfg, args)
+    command_run(spark, demo_cfg, args)
 
 
 COMMANDS: dict[str, Callable[[SparkSession, Config, argparse.Namespace], None]] = {
     "features": command_features,
+    "run": command_run,
     "demo": command_demo,
 }
 

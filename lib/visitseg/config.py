@@ -94,8 +94,19 @@ class ModelConfig:
     tol: float = 1e-4
     init_steps: int = 2
     sweep_sample_rows: int = 200_000
-    silhouette_sample_rows: int = 50_000
     min_cluster_share: float = 0.02
+
+
+@dataclass(frozen=True)
+class NamingConfig:
+    """Thresholds of the rule that names clusters from their profiles (README: "Segment names")."""
+
+    buyer_conversion_rate: float = 0.5  # share of visits with a transaction
+    high_value_revenue_ratio: float = 1.5  # revenue per visit vs. the lowest buyer cluster's
+    bounce_rate: float = 0.5
+    cart_rate: float = 0.5  # add-to-carts per visit
+    researcher_pageviews: float = 15.0
+    researcher_time_on_site_sec: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    naming: NamingConfig = field(default_factory=NamingConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
@@ -277,6 +289,8 @@ def _validate(cfg: Config) -> None:
     if cfg.spark.shuffle_partitions < 0:
         raise ConfigError(f"spark.shuffle_partitions: must be >= 0 (0 = Spark's default), got {cfg.spark.shuffle_partitions}")
     _validate_model(cfg.model)
+    for name, value in dataclasses.asdict(cfg.naming).items():
+        _positive(f"naming.{name}", value)
 
 
 def _validate_model(m: ModelConfig) -> None:
@@ -297,7 +311,7 @@ def _validate_model(m: ModelConfig) -> None:
         raise ConfigError(f"model.k_max: must be >= model.k_min ({m.k_min}), got {m.k_max}")
     if m.k_final and m.k_final < 2:
         raise ConfigError(f"model.k_final: must be 0 (choose automatically) or >= 2, got {m.k_final}")
-    for name in ("max_iter", "init_steps", "sweep_sample_rows", "silhouette_sample_rows"):
+    for name in ("max_iter", "init_steps", "sweep_sample_rows"):
         _positive(f"model.{name}", getattr(m, name))
     _positive("model.tol", m.tol)
     if not 0 <= m.min_cluster_share < 0.5:

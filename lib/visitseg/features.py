@@ -39,23 +39,26 @@ def build_features(spark: SparkSession, cfg: Config, stages: StageLog) -> Featur
         facts["input"] = f"{cfg.input.format} {cfg.input.path}"
     with stages("aggregate visits") as facts:
         visits = visit_features(hits, cfg.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
-        facts["rows_out"] = validate_visits(visits)
+        counts = validate_visits(visits)
+        facts.update(rows_in=counts["hits"], rows_out=counts["rows"])
     if cfg.features.grain == "visit":
         return FeatureTable("visit_features", "visit_key", visits, facts["rows_out"])
     with stages("aggregate users") as facts:
         users = user_features(visits, cfg.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
-        facts["rows_in"] = visits.count()
-        facts["rows_out"] = check_rows(users, ["user_key"], not_null=["user_key"], non_negative=["sessions"], what="user features")
+        checked = check_rows(users, ["user_key"], not_null=["user_key"], non_negative=["sessions"], what="user features", sums=["sessions"])
+        facts.update(rows_in=checked["sessions"], rows_out=checked["rows"])
         check_unique_keys(users, ["user_key"], "user features")
     visits.unpersist()
     return FeatureTable("user_features", "user_key", users, facts["rows_out"])
 
 
 def write_features(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> delta.WriteResult:
-    with stages(f"write {table.name}") as facts:
-        result = delta.replace_partition(
-            spark, table.df, f"{cfg.output.path}/{table.name}", {RUN_ID: cfg.run.run_id}, cfg.output.delta_writer
-        )
-        facts["rows_out"] = result.rows
-        facts["version"] = result.version
+    return write_run_table(spark, cfg, stages, table.name, table.df)
+
+
+def write_run_table(spark: SparkSession, cfg: Config, stages: StageLog, name: str, df: DataFrame) -> delta.WriteResult:
+    """Replace this run's partition of the Delta table `output.path/name`."""
+    with stages(f"write {name}") as facts:
+        result = delta.replace_partition(spark, df, f"{cfg.output.path}/{name}", {RUN_ID: cfg.run.run_id}, cfg.output.delta_writer)
+        facts.update(rows_out=result.rows, version=result.version)
     return result

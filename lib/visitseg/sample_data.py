@@ -6,10 +6,10 @@ from a few hundred visits (tests, `visitseg demo`) to hundreds of millions of hi
 
 Planted segments (and what separates them in the default features):
   bouncer        one page, one hit
-  browser        3-7 pages, short dwell, no e-commerce events
-  researcher     18-37 pages, long dwell
-  cart_abandoner 6-13 pages, 2-4 add-to-carts and a checkout, no purchase
-  buyer          8-17 pages, add-to-cart, checkout and one purchase with revenue
+  browser        3-6 pages, 60-70 s a page, no e-commerce events
+  researcher     20-24 pages, 100-110 s a page
+  cart_abandoner 6-10 pages, 30-40 s a page, 2-4 add-to-carts and a checkout, no purchase
+  buyer          8-13 pages, 45-55 s a page, 1-2 add-to-carts, a checkout and one purchase of 80-120
 The daily mix drifts: bouncers fall from 35% to 25% of visits over the date range while cart abandoners
 and buyers grow, so `cluster_mix_daily` has a trend to show.
 """
@@ -71,12 +71,12 @@ def planted_visits(spark: SparkSession, n_visits: int, days: int, seed: int, par
         segment = F.when(draw < bounds[index], F.lit(index)).otherwise(segment)
     size = u("size")
     pageviews = F.element_at(
-        F.array(F.lit(1), 3 + F.floor(size * 5), 18 + F.floor(size * 20), 6 + F.floor(size * 8), 8 + F.floor(size * 10)),
+        F.array(F.lit(1), 3 + F.floor(size * 4), 20 + F.floor(size * 5), 6 + F.floor(size * 5), 8 + F.floor(size * 6)),
         F.col("segment_index") + 1,
     )
     dwell = u("dwell")  # seconds per page
     seconds_per_page = F.element_at(
-        F.array(F.lit(0.0), 20 + dwell * 40, 60 + dwell * 60, 30 + dwell * 30, 40 + dwell * 40), F.col("segment_index") + 1
+        F.array(F.lit(0.0), 60 + dwell * 10, 100 + dwell * 10, 30 + dwell * 10, 45 + dwell * 10), F.col("segment_index") + 1
     )
     carts = F.element_at(F.array(F.lit(0), F.lit(0), F.lit(0), 2 + F.floor(u("carts") * 3), 1 + F.floor(u("carts") * 2)), F.col("segment_index") + 1)
     user_n = F.floor(visit_id / VISITS_PER_USER).cast("long")
@@ -104,7 +104,7 @@ def planted_visits(spark: SparkSession, n_visits: int, days: int, seed: int, par
             carts.cast("int").alias("add_to_carts"),
             (F.col("segment_index") >= 3).cast("int").alias("checkouts"),
             (F.col("segment_index") == 4).cast("int").alias("purchases"),
-            F.round(30 + u("revenue") * 170, 2).alias("revenue"),
+            F.round(80 + u("revenue") * 40, 2).alias("revenue"),
             pick(tuple(c[0] for c in CHANNELS), channel_draw).alias("channel"),
             pick(tuple(c[1] for c in CHANNELS), channel_draw).alias("source"),
             pick(tuple(c[2] for c in CHANNELS), channel_draw).alias("medium"),

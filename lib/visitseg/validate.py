@@ -71,14 +71,21 @@ def check_unique_keys(df: DataFrame, keys: Sequence[str], what: str) -> None:
         )
 
 
-def check_rows(df: DataFrame, keys: Sequence[str], not_null: Iterable[str], non_negative: Iterable[str], what: str) -> int:
-    """One pass: fail on null values in `not_null` or negative values in `non_negative`; return the row count."""
+def check_rows(
+    df: DataFrame, keys: Sequence[str], not_null: Iterable[str], non_negative: Iterable[str], what: str, sums: Iterable[str] = ()
+) -> dict[str, int]:
+    """One pass: fail on null values in `not_null` or negative values in `non_negative`.
+
+    Returns {"rows": row count, <column>: total for each of `sums`} from the same pass.
+    """
+    sums = list(sums)
     not_null, non_negative = list(not_null), list(non_negative)
     conditions = {f"null {c}": F.col(c).isNull() for c in not_null}
     conditions.update({f"negative {c}": F.col(c) < 0 for c in non_negative})
     counts = df.agg(
         F.count(F.lit(1)).alias("rows"),
         *[F.count(F.when(cond, 1)).alias(name) for name, cond in conditions.items()],
+        *[F.sum(c).alias(f"sum {c}") for c in sums],
     ).first()
     if counts is None or counts["rows"] == 0:
         raise EmptyInputError(
@@ -91,7 +98,7 @@ def check_rows(df: DataFrame, keys: Sequence[str], not_null: Iterable[str], non_
             sample = df.filter(conditions[name]).select(*keys).limit(SAMPLE_KEYS).collect()
             details.append(f"{n:,} rows with {name} (e.g. {', '.join(_key_text(r, keys) for r in sample)})")
         raise DataQualityError(f"{what}: {'; '.join(details)}. Fix or drop these rows in the input and rerun.")
-    return int(counts["rows"])
+    return {"rows": int(counts["rows"]), **{c: int(counts[f"sum {c}"] or 0) for c in sums}}
 
 
 def _key_text(row, keys: Sequence[str]) -> str:

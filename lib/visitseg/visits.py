@@ -70,14 +70,15 @@ def visit_features(hits: DataFrame, run_id: str) -> DataFrame:
     return conform(columns, VISIT_FEATURES_SCHEMA)
 
 
-def validate_visits(visits: DataFrame) -> int:
-    """Fail on null or repeated visit keys and negative measures; return the number of visits."""
-    n = check_rows(
+def validate_visits(visits: DataFrame) -> dict[str, int]:
+    """Fail on null or repeated visit keys and negative measures; return {"rows": visits, "hits": hits}."""
+    counts = check_rows(
         visits,
         ["visit_key"],
         not_null=["visit_key"],
         non_negative=[*VISIT_COUNT_COLUMNS, *VISIT_AMOUNT_COLUMNS],
         what="visit features",
+        sums=["hits"],
     )
     check_unique_keys(visits, ["visit_key"], "visit features")
-    return n
+    return counts

@@ -1,0 +1,78 @@
+"""`visitseg run`: features → segmentation → every output table, the saved model and the run report.
+
+Table order: features, labels, centres, diagnostics, daily mix, then the model and the report, and the
+`runs` row last, so a run listed in `runs` has all its outputs. Every table is partitioned by run_id and
+each write replaces that run's partition (a rerun of a run_id leaves one copy of it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from visitseg import delta
+from visitseg.config import Config
+from visitseg.features import build_features, write_features, write_run_table
+from visitseg.report import run_record, runs_frame, write_json
+from visitseg.segment import GRAINS, Segmentation, segment
+from visitseg.spark import StageLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    record: dict
+    segmentation: Segmentation
+    tables: dict[str, str]  # table name → path
+    report_path: str
+
+
+def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
+    """The whole job. Validation failures raise before anything is written."""
+    started_at = dt.datetime.now(dt.timezone.utc)
+    stages = StageLog(spark)
+    writer = delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if it cannot run
+    table = build_features(spark, cfg, stages)
+    seg = segment(spark, cfg, table, stages)
+    out = cfg.output.path
+    try:
+        tables = {table.name: write_features(spark, cfg, table, stages).path}
+        grain = GRAINS[cfg.features.grain]
+        for name, df in (
+            (grain.labels_table, seg.labels),
+            ("cluster_centers", seg.centers),
+            ("k_diagnostics", seg.diagnostics),
+            ("cluster_mix_daily", seg.mix_daily),
+        ):
+            tables[name] = write_run_table(spark, cfg, stages, name, df).path
+        model_path = f"{out}/models/{cfg.run.run_id}"
+        with stages("save model"):
+            seg.model.write().overwrite().save(model_path)
+        facts = {
+            "n_rows": table.rows,
+            "chosen_k": seg.k,
+            "k_reason": seg.reason,
+            "sweep_rows": seg.sweep_rows,
+            "sweep_sampled": seg.sampled,
+            "features": list(seg.features),
+            "dropped_features": list(seg.dropped_features),
+            "model_path": model_path,
+            "delta_writer": writer,
+        }
+        record = run_record(spark, cfg, started_at, facts, stages.records)
+        report_path = f"{out}/reports/{cfg.run.run_id}/model_report.json"
+        write_json(
+            report_path,
+            {**record, "config": cfg.to_dict(), "stages": stages.records, "tables": tables,
+             "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres},
+        )
+        tables["runs"] = write_run_table(spark, cfg, stages, "runs", runs_frame(spark, record)).path
+    finally:
+        seg.release()
+        table.df.unpersist()
+    return RunSummary(record, seg, tables, report_path)
+

@@ -1,0 +1,117 @@
+"""Preprocessing as fitted Spark ML stages: winsorise (+ optional log1p) → assemble → standardise.
+
+`Winsorizer` is an Estimator whose fitted form is a plain `SQLTransformer` with the learnt bounds written
+into its statement, so the fitted PipelineModel holds JVM stages only: it saves and loads with Spark's
+own persistence, and scoring runs without Python in the executors.
+
+Null handling: a null feature value is replaced by that feature's training mean before clipping (the
+feature tables have no nulls by construction; this only guards hand-made inputs). Winsorisation clips to
+mean ± z·std (`winsor_method = "zscore"`, default z = 5) or to the q and 1-q approximate quantiles
+(`"quantile"`). `log1p_features` are transformed after clipping (for heavy-tailed money/time columns).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Pipeline, PipelineModel
+from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCols
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from visitseg.config import ModelConfig
+from visitseg.errors import InputSchemaError
+
+log = logging.getLogger(__name__)
+
+PREPARED_SUFFIX = "__prepared"
+RAW_VECTOR = "raw_features"
+FEATURES = "features"
+QUANTILE_ACCURACY = 10_000
+
+
+class Winsorizer(Estimator, HasInputCols, DefaultParamsReadable, DefaultParamsWritable):
+    """Learns clip bounds (and null fill values) per column; fits to a SQLTransformer adding `<col>__prepared`."""
+
+    method = Param(Params._dummy(), "method", "zscore | quantile | none", typeConverter=TypeConverters.toString)
+    z = Param(Params._dummy(), "z", "clip at mean ± z·std (zscore)", typeConverter=TypeConverters.toFloat)
+    quantile = Param(Params._dummy(), "quantile", "clip at the q and 1-q quantiles", typeConverter=TypeConverters.toFloat)
+    log1pCols = Param(Params._dummy(), "log1pCols", "columns to log1p after clipping", typeConverter=TypeConverters.toListString)
+
+    @keyword_only
+    def __init__(self, *, inputCols=None, method="zscore", z=5.0, quantile=0.001, log1pCols=None):
+        super().__init__()
+        self._setDefault(method="zscore", z=5.0, quantile=0.001, log1pCols=[])
+        kwargs = self._input_kwargs
+        self._set(**{k: v for k, v in kwargs.items() if v is not None})
+
+    def _fit(self, dataset: DataFrame) -> SQLTransformer:
+        cols = self.getInputCols()
+        method, z, q = self.getOrDefault("method"), self.getOrDefault("z"), self.getOrDefault("quantile")
+        aggs = [F.avg(c).alias(f"{c}__mean") for c in cols] + [F.stddev_pop(c).alias(f"{c}__std") for c in cols]
+        if method == "quantile":
+            aggs += [F.percentile_approx(c, [q, 1 - q], QUANTILE_ACCURACY).alias(f"{c}__q") for c in cols]
+        stats = dataset.agg(*aggs).first()
+        log1p = set(self.getOrDefault("log1pCols"))
+        selects = []
+        for c in cols:
+            mean, std = stats[f"{c}__mean"], stats[f"{c}__std"] or 0.0
+            value = f"coalesce(CAST(`{c}` AS DOUBLE), {_double(mean)})"
+            if method == "zscore":
+                value = f"least(greatest({value}, {_double(mean - z * std)}), {_double(mean + z * std)})"
+            elif method == "quantile":
+                low, high = stats[f"{c}__q"]
+                value = f"least(greatest({value}, {_double(low)}), {_double(high)})"
+            if c in log1p:
+                value = f"log1p(greatest({value}, CAST(0 AS DOUBLE)))"
+            selects.append(f"{value} AS `{c}{PREPARED_SUFFIX}`")
+        return SQLTransformer(statement=f"SELECT *, {', '.join(selects)} FROM __THIS__")
+
+
+def _double(value: float) -> str:
+    """A double literal that round-trips exactly (repr), whatever the session's ANSI/decimal settings."""
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]  # zero variance on the training data
+
+
+def usable_features(df: DataFrame, cfg: ModelConfig) -> FeatureProfile:
+    """Check the configured features exist and are numeric; drop (with a warning) those with zero variance."""
+    numeric = {f.name for f in df.schema.fields if f.dataType.typeName() in ("long", "integer", "double", "float", "short", "decimal")}
+    missing = [c for c in cfg.features if c not in numeric]
+    if missing:
+        raise InputSchemaError(
+            f"model.features: {missing} are not numeric columns of the feature table; available: {sorted(numeric)}"
+        )
+    spread = df.agg(*[(F.max(c) - F.min(c)).alias(c) for c in cfg.features]).first()
+    dropped = tuple(c for c in cfg.features if not spread[c])  # null (no rows) or 0 (constant)
+    if dropped:
+        log.warning("model: dropping zero-variance features %s (constant on the training data)", list(dropped))
+    kept = tuple(c for c in cfg.features if c not in dropped)
+    if not kept:
+        raise InputSchemaError(f"model.features: every feature is constant on the training data {list(cfg.features)}; nothing to cluster")
+    return FeatureProfile(kept, dropped)
+
+
+def preprocessing_pipeline(features: tuple[str, ...], cfg: ModelConfig) -> Pipeline:
+    log1p = [c for c in cfg.log1p_features if c in features]
+    return Pipeline(
+        stages=[
+            Winsorizer(inputCols=list(features), method=cfg.winsor_method, z=cfg.winsor_z, quantile=cfg.winsor_quantile, log1pCols=log1p),
+            VectorAssembler(inputCols=[f"{c}{PREPARED_SUFFIX}" for c in features], outputCol=RAW_VECTOR, handleInvalid="error"),
+            StandardScaler(inputCol=RAW_VECTOR, outputCol=FEATURES, withMean=True, withStd=True),
+        ]
+    )
+
+
+def fit_preprocessing(df: DataFrame, features: tuple[str, ...], cfg: ModelConfig) -> PipelineModel:
+    return preprocessing_pipeline(features, cfg).fit(df)

@@ -1,0 +1,288 @@
+"""The segmentation stage: feature table → preprocessing → K sweep → final model → output DataFrames.
+
+Nothing here writes tables (see `visitseg.outputs`); everything returned is either a lazy DataFrame or a
+small driver-side result (K rows of centres, one row per K of diagnostics).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+from pyspark import StorageLevel
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from visitseg.config import DEFAULT_FEATURES, Config
+from visitseg.errors import EmptyInputError
+from visitseg.features import FeatureTable
+from visitseg.metrics import SILHOUETTE_DISTANCE
+from visitseg.naming import Profile, segment_names, stable_order
+from visitseg.preprocess import FEATURES, fit_preprocessing, usable_features
+from visitseg.scoring import RAW_CLUSTER, with_nearest_centre
+from visitseg.spark import StageLog
+from visitseg.sweep import KResult, choose_k, deterministic_sample, kmeans, sweep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Grain:
+    """What differs between clustering visits and clustering users. Profile entries are SQL expressions."""
+
+    key: str
+    date_col: str
+    labels_table: str
+    count_col: str
+    label_columns: tuple[str, ...]
+    default_features: tuple[str, ...]
+    profile: dict[str, str]
+
+
+GRAINS = {
+    "visit": Grain(
+        key="visit_key",
+        date_col="visit_date",
+        labels_table="session_clusters",
+        count_col="n_visits",
+        label_columns=("visit_key", "user_key", "visit_date"),
+        default_features=DEFAULT_FEATURES,
+        profile={
+            "conversion_rate": "CAST(transactions > 0 AS DOUBLE)",
+            "revenue_per_visit": "transaction_revenue",
+            "bounce_rate": "CAST(is_bounce AS DOUBLE)",
+            "cart_rate": "add_to_carts",
+            "pageviews": "pageviews",
+            "time_on_site_sec": "time_on_site_sec",
+        },
+    ),
+    "user": Grain(
+        key="user_key",
+        date_col="last_visit_date",
+        labels_table="user_clusters",
+        count_col="n_users",
+        label_columns=("user_key", "last_visit_date"),
+        default_features=(
+            "sessions", "total_views", "views_per_session", "add_to_carts", "transactions", "revenue",
+            "purchase_ratio", "active_days", "recency_days",
+        ),
+        profile={
+            "conversion_rate": "CAST(transactions > 0 AS DOUBLE)",
+            "revenue_per_visit": "revenue / sessions",
+            "bounce_rate": "CAST(total_views <= 1 AND sessions = 1 AS DOUBLE)",
+            "cart_rate": "add_to_carts / sessions",
+            "pageviews": "views_per_session",
+            "time_on_site_sec": "CAST(0 AS DOUBLE)",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    k: int
+    reason: str
+    results: list[KResult]
+    sweep_rows: int
+    sampled: bool
+    features: tuple[str, ...]
+    dropped_features: tuple[str, ...]
+    centres: list[dict]  # one dict per cluster, cluster_id order (also the cluster_centers rows)
+    labels: DataFrame
+    centers: DataFrame
+    diagnostics: DataFrame
+    mix_daily: DataFrame
+    model: PipelineModel
+    persisted: tuple[DataFrame, ...]  # to unpersist once the tables are written
+
+    def release(self) -> None:
+        for df in self.persisted:
+            df.unpersist()
+
+
+def model_features(cfg: Config) -> tuple[str, ...]:
+    grain = GRAINS[cfg.features.grain]
+    if cfg.features.grain == "user" and cfg.model.features == DEFAULT_FEATURES:
+        return grain.default_features  # the visit defaults do not exist at user grain
+    return cfg.model.features
+
+
+def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> Segmentation:
+    grain = GRAINS[cfg.features.grain]
+    seed, run_id = cfg.run.seed, cfg.run.run_id
+    with stages("preprocess") as facts:
+        wanted = model_features(cfg)
+        usable = usable_features(table.df, _with_features(cfg, wanted).model)
+        preprocessing = fit_preprocessing(table.df, usable.kept, cfg.model)
+        prepared = preprocessing.transform(table.df).select(*table.df.columns, FEATURES).persist(StorageLevel.MEMORY_AND_DISK)
+        facts.update(rows_in=table.rows, features=len(usable.kept), dropped=",".join(usable.dropped) or "none")
+
+    with stages("sweep") as facts:
+        sample = deterministic_sample(prepared, grain.key, cfg.model.sweep_sample_rows, table.rows, seed)
+        sampled = sample is not prepared
+        if sampled:
+            sample = sample.persist(StorageLevel.MEMORY_AND_DISK)
+        sweep_rows = sample.count() if sampled else table.rows
+        k_max = min(cfg.model.k_max, sweep_rows - 1)
+        if k_max < cfg.model.k_min:
+            raise_too_few(sweep_rows, cfg)
+        if k_max < cfg.model.k_max:
+            log.warning("model: only %d rows to sweep, so K stops at %d instead of %d", sweep_rows, k_max, cfg.model.k_max)
+        results, models = sweep(sample, cfg.model, seed, k_max)
+        k, reason = choose_k(results, cfg.model)
+        log.info("model: chose %s", reason)
+        facts.update(rows_in=sweep_rows, sampled=sampled, k=k)
+
+    with stages("final fit") as facts:
+        if sampled or k not in models:
+            kmeans_model = kmeans(cfg.model, k, seed).fit(prepared)
+        else:
+            kmeans_model = models[k]  # the sweep already fitted this K on every row with the same seed
+        facts.update(rows_in=table.rows, k=k, iterations=kmeans_model.summary.numIter)
+
+    with stages("assign and profile") as facts:
+        raw_centres = np.array(kmeans_model.clusterCenters())
+        assigned = with_nearest_centre(prepared, raw_centres).persist(StorageLevel.MEMORY_AND_DISK)
+        numeric = [f.name for f in table.df.schema.fields if isinstance(f.dataType, (T.LongType, T.DoubleType, T.IntegerType))]
+        profile_rows = (
+            assigned.groupBy(RAW_CLUSTER)
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                *[F.avg(F.expr(expr)).alias(name) for name, expr in grain.profile.items()],
+                *[F.avg(c).alias(f"mean_{c}") for c in numeric],
+            )
+            .collect()
+        )
+        ordered = stable_order([_profile(r) for r in profile_rows])
+        names = segment_names(ordered, cfg.naming)
+        by_raw = {int(r[RAW_CLUSTER]): r for r in profile_rows}
+        total = sum(p.n for p in ordered)
+        centres = [
+            _centre_row(cluster_id, names[cluster_id], p, by_raw[p.raw_id], numeric, usable.kept, raw_centres[p.raw_id], total, grain, run_id)
+            for cluster_id, p in enumerate(ordered)
+        ]
+        facts.update(rows_out=total, clusters=len(centres))
+
+    raw_to_id = F.create_map(*[v for cid, p in enumerate(ordered) for v in (F.lit(p.raw_id), F.lit(cid))])
+    id_to_name = F.create_map(*[v for cid, name in enumerate(names) for v in (F.lit(cid), F.lit(name))])
+    labels = (
+        assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)])
+        .withColumn("segment", id_to_name[F.col("cluster_id")])
+        .select(*grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id"))
+    )
+    return Segmentation(
+        k=k,
+        reason=reason,
+        results=results,
+        sweep_rows=sweep_rows,
+        sampled=sampled,
+        features=usable.kept,
+        dropped_features=usable.dropped,
+        centres=centres,
+        labels=labels,
+        centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
+        diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),
+        mix_daily=mix_daily(labels, grain.date_col, run_id),
+        model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
+        persisted=tuple(df for df in (prepared, sample if sampled else None, assigned) if df is not None),
+    )
+
+
+def raise_too_few(rows: int, cfg: Config) -> None:
+    raise EmptyInputError(
+        f"model: {rows} rows cannot be split into model.k_min={cfg.model.k_min} clusters; "
+        f"give more input (a wider date window) or lower model.k_min"
+    )
+
+
+def _with_features(cfg: Config, features: tuple[str, ...]) -> Config:
+    return replace(cfg, model=replace(cfg.model, features=features, log1p_features=tuple(f for f in cfg.model.log1p_features if f in features)))
+
+
+def _profile(row) -> Profile:
+    return Profile(
+        raw_id=int(row[RAW_CLUSTER]),
+        n=int(row["n"]),
+        conversion_rate=float(row["conversion_rate"] or 0.0),
+        revenue_per_visit=float(row["revenue_per_visit"] or 0.0),
+        bounce_rate=float(row["bounce_rate"] or 0.0),
+        cart_rate=float(row["cart_rate"] or 0.0),
+        pageviews=float(row["pageviews"] or 0.0),
+        time_on_site_sec=float(row["time_on_site_sec"] or 0.0),
+    )
+
+
+def _centre_row(cluster_id, name, profile: Profile, row, numeric, features, standardized, total, grain: Grain, run_id) -> dict:
+    return {
+        "run_id": run_id,
+        "cluster_id": cluster_id,
+        "segment": name,
+        grain.count_col: profile.n,
+        "share": profile.n / total,
+        "conversion_rate": profile.conversion_rate,
+        "revenue_per_visit": profile.revenue_per_visit,
+        "bounce_rate": profile.bounce_rate,
+        "add_to_cart_rate": profile.cart_rate,
+        **{c: float(row[f"mean_{c}"]) for c in numeric},
+        "standardized": {f: float(v) for f, v in zip(features, standardized)},
+        "features": list(features),
+    }
+
+
+def centers_schema(grain: Grain, numeric: list[str]) -> T.StructType:
+    d = T.DoubleType()
+    fields = [
+        T.StructField("run_id", T.StringType()),
+        T.StructField("cluster_id", T.IntegerType()),
+        T.StructField("segment", T.StringType()),
+        T.StructField(grain.count_col, T.LongType()),
+        *[T.StructField(c, d) for c in ("share", "conversion_rate", "revenue_per_visit", "bounce_rate", "add_to_cart_rate")],
+        *[T.StructField(c, d) for c in numeric],
+        T.StructField("standardized", T.MapType(T.StringType(), d)),
+        T.StructField("features", T.ArrayType(T.StringType())),
+    ]
+    return T.StructType(fields)
+
+
+DIAGNOSTICS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType()),
+        T.StructField("k", T.IntegerType()),
+        T.StructField("inertia", T.DoubleType()),
+        T.StructField("silhouette", T.DoubleType()),
+        T.StructField("silhouette_distance", T.StringType()),
+        T.StructField("davies_bouldin", T.DoubleType()),
+        T.StructField("calinski_harabasz", T.DoubleType()),
+        T.StructField("min_cluster_share", T.DoubleType()),
+        T.StructField("max_cluster_share", T.DoubleType()),
+        T.StructField("sweep_rows", T.LongType()),
+        T.StructField("sampled", T.BooleanType()),
+        T.StructField("fit_seconds", T.DoubleType()),
+        T.StructField("chosen", T.BooleanType()),
+    ]
+)
+
+
+def diagnostics_frame(spark: SparkSession, results: list[KResult], k: int, rows: int, sampled: bool, run_id: str) -> DataFrame:
+    return spark.createDataFrame(
+        [
+            (run_id, r.k, r.inertia, r.silhouette, SILHOUETTE_DISTANCE, r.davies_bouldin, r.calinski_harabasz,
+             r.min_cluster_share, r.max_cluster_share, rows, sampled, r.seconds, r.k == k)
+            for r in results
+        ],
+        DIAGNOSTICS_SCHEMA,
+    )
+
+
+def mix_daily(labels: DataFrame, date_col: str, run_id: str) -> DataFrame:
+    """Per day and cluster: visits and their share of the day's visits (how stable the mix is over time)."""
+    per_day = Window.partitionBy("visit_date")
+    return (
+        labels.groupBy(F.col(date_col).alias("visit_date"), "cluster_id", "segment")
+        .agg(F.count(F.lit(1)).alias("n_visits"))
+        .withColumn("pct", F.col("n_visits") / F.sum("n_visits").over(per_day))
+        .select("visit_date", "cluster_id", "segment", "n_visits", "pct", F.lit(run_id).alias("run_id"))
+    )

@@ -1,0 +1,134 @@
+"""The K sweep: Spark ML KMeans for each K, its four diagnostics, and the rule that picks K.
+
+Automatic K (unless `model.k_final` is set): among the Ks whose smallest cluster holds at least
+`model.min_cluster_share` of the rows (all Ks if none does), take the best combined rank of
+silhouette (higher is better), Davies–Bouldin (lower) and Calinski–Harabasz (higher), ranks summed with
+ties averaged. Remaining ties go to the K nearest the inertia elbow (the K farthest below the straight
+line from the first to the last point of the normalised inertia curve), then to the smaller K.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.ml.clustering import KMeans, KMeansModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from visitseg.config import ModelConfig
+from visitseg.metrics import SILHOUETTE_DISTANCE, ClusterStats, cluster_stats, silhouette
+from visitseg.preprocess import FEATURES
+
+log = logging.getLogger(__name__)
+
+PREDICTION = "prediction"
+SAMPLE_UNIT = 2**62
+
+
+@dataclass(frozen=True)
+class KResult:
+    k: int
+    inertia: float
+    silhouette: float
+    davies_bouldin: float
+    calinski_harabasz: float
+    min_cluster_share: float
+    max_cluster_share: float
+    seconds: float
+
+
+def kmeans(cfg: ModelConfig, k: int, seed: int) -> KMeans:
+    return KMeans(
+        k=k, seed=seed, maxIter=cfg.max_iter, tol=cfg.tol, initMode="k-means||", initSteps=cfg.init_steps,
+        featuresCol=FEATURES, predictionCol=PREDICTION,
+    )
+
+
+def deterministic_sample(df: DataFrame, key: str, rows: int, total: int, seed: int) -> DataFrame:
+    """About `rows` rows chosen by a hash of the key and seed: the same rows whatever the partitioning."""
+    if total <= rows:
+        return df
+    threshold = int(SAMPLE_UNIT * rows / total)
+    return df.filter(F.pmod(F.xxhash64(F.col(key), F.lit(seed)), F.lit(SAMPLE_UNIT)) < F.lit(threshold))
+
+
+def evaluate(model: KMeansModel, data: DataFrame) -> tuple[ClusterStats, float]:
+    """Diagnostics of a fitted model on `data`: per-cluster aggregates, then Spark's silhouette."""
+    predictions = model.transform(data)
+    stats = cluster_stats(predictions, FEATURES, PREDICTION, np.array(model.clusterCenters()))
+    return stats, silhouette(predictions, FEATURES, PREDICTION)
+
+
+def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[list[KResult], dict[int, KMeansModel]]:
+    """Fit and diagnose every K in k_min..k_max on `data` (persisted by the caller)."""
+    results, models = [], {}
+    for k in range(cfg.k_min, k_max + 1):
+        started = time.perf_counter()
+        model = kmeans(cfg, k, seed).fit(data)
+        stats, sil = evaluate(model, data)
+        result = KResult(
+            k=k,
+            inertia=stats.inertia,
+            silhouette=sil,
+            davies_bouldin=stats.davies_bouldin,
+            calinski_harabasz=stats.calinski_harabasz,
+            min_cluster_share=float(stats.shares.min()),
+            max_cluster_share=float(stats.shares.max()),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        log.info(
+            "sweep k=%d: inertia %.1f, silhouette (%s) %.4f, Davies-Bouldin %.4f, Calinski-Harabasz %.1f, "
+            "cluster shares %.3f..%.3f, %.1fs",
+            k, result.inertia, SILHOUETTE_DISTANCE, sil, result.davies_bouldin, result.calinski_harabasz,
+            result.min_cluster_share, result.max_cluster_share, result.seconds,
+        )
+        results.append(result)
+        models[k] = model
+    return results, models
+
+
+def _ranks(values: list[float], higher_is_better: bool) -> np.ndarray:
+    """1 = best; ties share the mean of their ranks."""
+    v = -np.asarray(values) if higher_is_better else np.asarray(values)
+    ranks = np.empty(len(v))
+    for i, value in enumerate(v):
+        ranks[i] = (v < value).sum() + ((v == value).sum() + 1) / 2
+    return ranks
+
+
+def elbow_k(results: list[KResult]) -> int:
+    ks = np.array([r.k for r in results], dtype=float)
+    inertia = np.array([r.inertia for r in results])
+    if len(ks) < 3 or inertia[0] == inertia[-1]:
+        return int(ks[0])
+    x = (ks - ks[0]) / (ks[-1] - ks[0])
+    y = (inertia - inertia[-1]) / (inertia[0] - inertia[-1])
+    below_line = (1 - x) - y
+    return int(ks[int(np.argmax(below_line))])
+
+
+def choose_k(results: list[KResult], cfg: ModelConfig) -> tuple[int, str]:
+    """The chosen K and a sentence that says why."""
+    if cfg.k_final:
+        return cfg.k_final, f"k={cfg.k_final} set by model.k_final"
+    eligible = [r for r in results if r.min_cluster_share >= cfg.min_cluster_share]
+    scope = f"among Ks whose smallest cluster holds >= {cfg.min_cluster_share:.1%} of rows"
+    if not eligible:
+        eligible = results
+        scope = f"no K kept every cluster >= {cfg.min_cluster_share:.1%} of rows, so among all Ks"
+    sil = _ranks([r.silhouette for r in eligible], higher_is_better=True)
+    db = _ranks([r.davies_bouldin for r in eligible], higher_is_better=False)
+    ch = _ranks([r.calinski_harabasz for r in eligible], higher_is_better=True)
+    combined = sil + db + ch
+    elbow = elbow_k(results)
+    best = min(range(len(eligible)), key=lambda i: (combined[i], abs(eligible[i].k - elbow), eligible[i].k))
+    r = eligible[best]
+    reason = (
+        f"k={r.k}: best combined rank {combined[best]:g} {scope} "
+        f"(silhouette {r.silhouette:.4f} rank {sil[best]:g}, Davies-Bouldin {r.davies_bouldin:.4f} rank {db[best]:g}, "
+        f"Calinski-Harabasz {r.calinski_harabasz:.1f} rank {ch[best]:g}); inertia elbow at k={elbow}"
+    )
+    return r.k, reason
