@@ -99,5 +99,5 @@ class StageLog:
             self.spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
         facts["seconds"] = round(time.perf_counter() - started, 3)
         self.records.append({"stage": name, **facts})
-        figures = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in facts.items())
+        figures = ", ".join(f"{k} {v:,}" if type(v) is int else f"{k} {v}" for k, v in facts.items())
         log.info("stage %s: done, %s", name, figures)

@@ -1,0 +1,55 @@
+"""Diagnostics computed on Spark agree with scikit-learn on the same standardised data and labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.ml.clustering import KMeans
+from pyspark.ml.linalg import Vectors
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+from visitseg.metrics import cluster_stats, silhouette
+
+
+@pytest.fixture(scope="module")
+def clustered(spark):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(centre, 1.0, (70, 4)) for centre in ([0, 0, 0, 0], [5, 5, 0, 1], [0, 6, 3, -2])])
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    df = spark.createDataFrame([(Vectors.dense(row),) for row in X.tolist()], ["features"]).repartition(3)
+    model = KMeans(k=3, seed=1, maxIter=50, tol=1e-9).fit(df)
+    predictions = model.transform(df).cache()
+    rows = predictions.collect()
+    X_out = np.array([r.features.toArray() for r in rows])
+    labels = np.array([r.prediction for r in rows])
+    return predictions, model, X_out, labels
+
+
+def test_davies_bouldin_and_calinski_harabasz_equal_sklearn(clustered):
+    predictions, model, X, labels = clustered
+    stats = cluster_stats(predictions, "features", "prediction", np.array(model.clusterCenters()))
+    assert stats.davies_bouldin == pytest.approx(davies_bouldin_score(X, labels), rel=1e-6)
+    assert stats.calinski_harabasz == pytest.approx(calinski_harabasz_score(X, labels), rel=1e-6)
+
+
+def test_inertia_is_the_sum_of_squared_distances(clustered):
+    predictions, model, X, labels = clustered
+    stats = cluster_stats(predictions, "features", "prediction", np.array(model.clusterCenters()))
+    expected = sum(((X[labels == c] - X[labels == c].mean(axis=0)) ** 2).sum() for c in np.unique(labels))
+    assert stats.inertia == pytest.approx(expected, rel=1e-9)
+    assert stats.inertia == pytest.approx(model.summary.trainingCost, rel=1e-9)
+    assert stats.sizes.sum() == len(X) and stats.shares.sum() == pytest.approx(1.0)
+
+
+def test_exact_even_when_given_centres_are_not_the_cluster_means(clustered):
+    """k-means stopped early: the second aggregation measures distances to the true means."""
+    predictions, model, X, labels = clustered
+    stats = cluster_stats(predictions, "features", "prediction", np.array(model.clusterCenters()) + 0.3)
+    assert stats.davies_bouldin == pytest.approx(davies_bouldin_score(X, labels), rel=1e-6)
+
+
+def test_silhouette_equals_sklearn_squared_euclidean(clustered):
+    predictions, _, X, labels = clustered
+    assert silhouette(predictions, "features", "prediction") == pytest.approx(
+        silhouette_score(X, labels, metric="sqeuclidean"), rel=1e-6
+    )

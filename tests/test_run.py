@@ -1,0 +1,109 @@
+"""`visitseg run` end to end on generated GA360 and flat-event input: every table, read back and checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.ml import PipelineModel
+from sklearn.metrics import adjusted_rand_score
+
+from visitseg import delta, sample_data
+from visitseg.cli import main
+from visitseg.report import RUNS_SCHEMA
+from visitseg.schemas import VISIT_FEATURES_SCHEMA
+from visitseg.segment import DIAGNOSTICS_SCHEMA
+
+N_VISITS = 1500
+K_RANGE = ["--set", "model.k_min=2", "--set", "model.k_max=8"]
+LABEL_COLUMNS = ["visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", "run_id"]
+MIX_COLUMNS = ["visit_date", "cluster_id", "segment", "n_visits", "pct", "run_id"]
+
+
+def table(path):
+    return DeltaTable(str(path)).to_pyarrow_table().to_pandas()
+
+
+@pytest.fixture(scope="module", params=[("ga360", "json"), ("events", "csv")], ids=["ga360", "events"])
+def run(request, spark, tmp_path_factory):
+    fmt, file_format = request.param
+    root = tmp_path_factory.mktemp(fmt)
+    planted = sample_data.write_sample(spark, fmt, str(root / "input"), N_VISITS, days=7, seed=11, file_format=file_format)
+    args = ["run", "--input-format", fmt, "--input", str(root / "input"), "--output", str(root / "out"), "--set", "run.run_id=e2e", *K_RANGE]
+    assert main(args) == 0
+    first = {name: table(root / "out" / name) for name in ("session_clusters", "k_diagnostics", "cluster_centers")}
+    assert main(args) == 0  # the same run again: replaces its partitions
+    return fmt, root / "out", planted.toPandas(), first
+
+
+def test_automatic_k_finds_the_planted_segments(run):
+    _, out, planted, _ = run
+    diagnostics = table(out / "k_diagnostics")
+    assert diagnostics.loc[diagnostics.chosen, "k"].tolist() == [len(sample_data.SEGMENTS)]
+    labels = table(out / "session_clusters").merge(planted, on="visit_key", how="inner")
+    assert len(labels) == N_VISITS
+    assert adjusted_rand_score(labels.segment_y, labels.cluster_id) >= 0.9
+
+
+def test_every_table_has_its_schema(run):
+    _, out, _, _ = run
+    assert list(table(out / "visit_features").columns) == VISIT_FEATURES_SCHEMA.names
+    assert list(table(out / "session_clusters").columns) == LABEL_COLUMNS
+    assert list(table(out / "k_diagnostics").columns) == DIAGNOSTICS_SCHEMA.names
+    assert list(table(out / "cluster_mix_daily").columns) == MIX_COLUMNS
+    assert list(table(out / "runs").columns) == RUNS_SCHEMA.names
+    centers = table(out / "cluster_centers")
+    for column in ("cluster_id", "segment", "n_visits", "share", "conversion_rate", "revenue_per_visit", "standardized", *VISIT_FEATURES_SCHEMA.names[9:18]):
+        assert column in centers.columns
+
+
+def test_one_label_per_visit_shares_sum_to_one_and_centres_in_range(run):
+    _, out, _, _ = run
+    features, labels, centers = table(out / "visit_features"), table(out / "session_clusters"), table(out / "cluster_centers")
+    assert len(labels) == labels.visit_key.nunique() == len(features) == N_VISITS
+    assert set(labels.visit_key) == set(features.visit_key)
+    assert centers.share.sum() == pytest.approx(1.0)
+    assert centers.n_visits.sum() == N_VISITS
+    assert sorted(centers.cluster_id) == list(range(len(centers)))
+    for feature in centers.features.iloc[0]:
+        assert centers[feature].between(features[feature].min(), features[feature].max()).all(), feature
+    assert (labels.margin >= 0).all() and (labels.distance_to_centroid >= 0).all()
+    mix = table(out / "cluster_mix_daily")
+    assert mix.groupby("visit_date").pct.sum().tolist() == pytest.approx([1.0] * mix.visit_date.nunique())
+    assert mix.n_visits.sum() == N_VISITS
+
+
+def test_segments_are_named_from_their_profiles(run):
+    fmt, out, _, _ = run
+    names = table(out / "cluster_centers").sort_values("cluster_id").segment.tolist()
+    assert names == ["Bouncers", "Browsers", "Cart abandoners", "Researchers", "Buyers"]
+
+
+def test_rerun_leaves_one_copy_and_identical_results(run):
+    _, out, _, first = run
+    for name, before in first.items():
+        after = table(out / name)
+        assert len(after) == len(before), name
+        assert DeltaTable(str(out / name)).version() == 1
+    key = ["visit_key"]
+    a, b = first["session_clusters"].sort_values(key), table(out / "session_clusters").sort_values(key)
+    assert a.cluster_id.tolist() == b.cluster_id.tolist()
+    assert a.distance_to_centroid.tolist() == b.distance_to_centroid.tolist()
+    d1, d2 = first["k_diagnostics"].sort_values("k"), table(out / "k_diagnostics").sort_values("k")
+    for metric in ("inertia", "silhouette", "davies_bouldin", "calinski_harabasz"):
+        assert d1[metric].tolist() == d2[metric].tolist(), metric
+    assert len(table(out / "runs")) == 1
+
+
+def test_report_and_saved_model(run, spark):
+    _, out, _, _ = run
+    report = json.loads((out / "reports" / "e2e" / "model_report.json").read_text())
+    runs = table(out / "runs")
+    assert report["chosen_k"] == runs.chosen_k[0] == 5
+    assert report["k_reason"] == runs.k_reason[0] and report["k_reason"].startswith("k=5: best combined rank")
+    assert [s["stage"] for s in report["stages"]][:2] == ["read hits", "aggregate visits"]
+    assert len(report["clusters"]) == 5 and len(report["k_diagnostics"]) == 7
+    model = PipelineModel.load(report["model_path"])
+    scored = model.transform(delta.read_table(spark, str(out / "visit_features")))
+    assert scored.select("prediction").distinct().count() == 5

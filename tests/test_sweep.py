@@ -1,0 +1,55 @@
+"""The K rule, ranks and the elbow, on hand-made sweep results."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from visitseg.config import load_config
+from visitseg.sweep import KResult, _ranks, choose_k, elbow_k
+
+
+def result(k, inertia, sil, db, ch, min_share=0.1):
+    return KResult(k, inertia, sil, db, ch, min_share, 0.5, 1.0)
+
+
+RESULTS = [
+    result(2, 1000, 0.50, 0.90, 100),
+    result(3, 500, 0.70, 0.50, 300),
+    result(4, 200, 0.80, 0.40, 400),
+    result(5, 180, 0.60, 0.60, 350),
+    result(6, 170, 0.90, 0.30, 500, min_share=0.01),  # best on every metric but a cluster below 2%
+]
+
+
+def test_best_combined_rank_among_ks_with_big_enough_clusters():
+    k, reason = choose_k(RESULTS, load_config().model)
+    assert k == 4
+    assert "best combined rank 3" in reason and ">= 2.0% of rows" in reason and "silhouette 0.8000 rank 1" in reason
+
+
+def test_min_cluster_share_can_be_lowered():
+    assert choose_k(RESULTS, load_config([], ["model.min_cluster_share=0.0"]).model)[0] == 6
+
+
+def test_k_final_overrides():
+    assert choose_k(RESULTS, load_config([], ["model.k_final=3"]).model) == (3, "k=3 set by model.k_final")
+
+
+def test_ties_go_to_the_k_nearest_the_elbow():
+    tied = [result(2, 1000, 0.5, 0.5, 100), result(3, 300, 0.6, 0.6, 100), result(4, 250, 0.6, 0.5, 90), result(5, 240, 0.5, 0.6, 110)]
+    # ranks: k=2: 3.5+1.5+2.5=7.5; k=3: 1.5+3.5+2.5=7.5; k=4: 1.5+1.5+4=7; k=5: 3.5+3.5+1=8
+    assert choose_k(tied, load_config().model)[0] == 4
+    even = [result(2, 1000, 0.5, 0.5, 100), result(3, 300, 0.5, 0.5, 100), result(4, 250, 0.5, 0.5, 100)]
+    assert elbow_k(even) == 3
+    assert choose_k(even, load_config().model)[0] == 3
+
+
+def test_no_k_with_big_enough_clusters_falls_back_to_all_and_says_so():
+    small = [result(2, 100, 0.5, 0.5, 10, min_share=0.001), result(3, 50, 0.6, 0.4, 20, min_share=0.001)]
+    k, reason = choose_k(small, load_config().model)
+    assert k == 3 and "so among all Ks" in reason
+
+
+def test_ranks_average_ties():
+    np.testing.assert_array_equal(_ranks([3.0, 1.0, 3.0], higher_is_better=True), [1.5, 3.0, 1.5])
+    np.testing.assert_array_equal(_ranks([3.0, 1.0, 2.0], higher_is_better=False), [3.0, 1.0, 2.0])
