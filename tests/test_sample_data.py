@@ -36,4 +36,4 @@ def test_hits_per_visit_match_the_plan(spark):
     flat = sample_data.flat_events(visits, seed=1)
     planned = visits.agg(F.sum(F.col("n_hits") - F.col("checkouts"))).first()[0]
     assert flat.count() == planned
-    assert abs(visits.agg(F.avg("n_hits")).first()[0] - sample_data.MEAN_HITS_PER_VISIT) < 1.5
+    assert abs(visits.agg(F.avg("n_hits")).first()[0] - sample_data.MEAN_HITS_PER_VISIT) < 0.6

@@ -1,4 +1,4 @@
-"""Command line: `visitseg features | run | demo` (entry point of the console script and of jobs/*.py).
+"""Command line: `visitseg features | run | demo | generate` (entry point of the console script and of jobs/*.py).
 
 `main` parses arguments, loads the configuration, builds the session and calls one command function;
 the command functions take `(spark, cfg, args)` so tests can inject both. Errors a user can cause
@@ -52,7 +52,23 @@ def make_parser() -> argparse.ArgumentParser:
     _common(run)
     demo = commands.add_parser("demo", help="generate the bundled sample hits and run the whole job on them")
     _common(demo)
+    generate = commands.add_parser("generate", help="write planted sample hits of any size, in parallel on Spark")
+    generate.add_argument("--format", required=True, choices=INPUT_FORMATS, dest="sample_format")
+    generate.add_argument("--hits", required=True, type=_positive_int, help="about this many hits (visits = hits / %.1f)" % sample_data.MEAN_HITS_PER_VISIT)
+    generate.add_argument("--days", type=_positive_int, default=28)
+    generate.add_argument("--seed", type=int, default=None, help="default: run.seed")
+    generate.add_argument("--file-format", choices=("parquet", "json", "csv"), default=None, help="default: csv for events, parquet otherwise")
+    generate.add_argument("--output", required=True, metavar="PATH")
+    generate.add_argument("--config", action="append", default=[], metavar="FILE")
+    generate.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
@@ -111,10 +127,20 @@ def command_demo(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> 
     command_run(spark, demo_cfg, args)
 
 
+def command_generate(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
+    n_visits = sample_data.visits_for_hits(args.hits)
+    file_format = args.file_format or ("csv" if args.sample_format == "events" else "parquet")
+    seed = cfg.run.seed if args.seed is None else args.seed
+    log.info("generate: %s, about %d hits = %d visits over %d days, seed %d → %s", args.sample_format, args.hits, n_visits, args.days, seed, args.output)
+    sample_data.write_sample(spark, args.sample_format, args.output, n_visits, args.days, seed, file_format)
+    print(f"wrote {n_visits:,} planted visits (about {args.hits:,} hits) as {args.sample_format} {file_format} to {args.output}; planted labels in {args.output}/_planted")
+
+
 COMMANDS: dict[str, Callable[[SparkSession, Config, argparse.Namespace], None]] = {
     "features": command_features,
     "run": command_run,
     "demo": command_demo,
+    "generate": command_generate,
 }
 
 
@@ -128,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     owns_session = SparkSession.getActiveSession() is None
     try:
         cfg = resolve_config(args)
-        log.info("visitseg %s %s, config: %s", __version__, args.command, cfg.to_json())
+        log.info("visitseg %s (from %s) %s, config: %s", __version__, os.path.dirname(__file__), args.command, cfg.to_json())
         spark = build_session(cfg.spark)
         COMMANDS[args.command](spark, cfg, args)
     except VisitsegError as exc:

@@ -34,7 +34,8 @@ CHANNELS = (  # channelGrouping, source, medium
 )
 DEVICES = ("desktop", "mobile", "tablet")
 COUNTRIES = ("United States", "Germany", "France", "Japan", "Brazil")
-MEAN_HITS_PER_VISIT = 9.5  # of the mix below, averaged over the drift; used to size runs by hits
+VISITS_PER_FILE = 100_000  # output files of roughly 10-50 MB
+MEAN_HITS_PER_VISIT = 7.9  # of the mix below, averaged over the drift (GA360/GA4; events lack checkouts: 7.6)
 
 
 def uniform(seed: int, *parts: Column | str | int) -> Column:
@@ -259,7 +260,8 @@ def write_sample(
     Returns the planted labels (read back from disk). Folders starting with `_` are skipped by Spark's
     readers, so `path` itself is a valid `--input`.
     """
-    visits = planted_visits(spark, n_visits, days, seed)
+    partitions = max(spark.sparkContext.defaultParallelism, n_visits // VISITS_PER_FILE)
+    visits = planted_visits(spark, n_visits, days, seed, partitions)
     rows = FORMAT_BUILDERS[input_format](visits, seed)
     writer = rows.write.mode("overwrite")
     if file_format == "csv":

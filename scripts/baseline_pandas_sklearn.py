@@ -1,0 +1,131 @@
+"""The single-node baseline: the seed notebook's pipeline (pandas + scikit-learn) on a GA360 Parquet export.
+
+Same steps as visitseg's default configuration, on one machine: hits → one row per visit (pandas
+groupby), z-clip at 5 std, StandardScaler, scikit-learn KMeans for K in 2..12, silhouette on a 10,000-row
+sample (as notebooks do: it is quadratic), Davies–Bouldin and Calinski–Harabasz on all rows. The nested
+hits are flattened with pyarrow's vectorised list kernels, so the baseline is as fast as pandas gets,
+not a strawman.
+
+    python scripts/baseline_pandas_sklearn.py --input data/ga360_10m [--k-min 2 --k-max 12] [--json out.json]
+
+Prints seconds per stage and peak RSS, and the same as JSON on the last line (or into --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+FEATURES = [
+    "pageviews", "hits", "unique_pages", "time_on_site_sec", "time_on_site_sec_per_pageview",
+    "hits_per_pageview", "transactions", "transaction_revenue",
+]
+
+
+def read_hits(path: str) -> pd.DataFrame:
+    table = ds.dataset(path, format="parquet").to_table(columns=["fullVisitorId", "visitId", "hits"])
+    hits = table.column("hits").combine_chunks()
+    parents = pc.list_parent_indices(hits)
+    flat = pc.list_flatten(hits)
+    visit_key = pc.binary_join_element_wise(table.column("fullVisitorId").cast("string"), table.column("visitId").cast("string"), "-")
+    return pd.DataFrame(
+        {
+            "visit_key": pc.take(visit_key, parents).to_numpy(zero_copy_only=False),
+            "time": pc.struct_field(flat, "time").to_numpy(zero_copy_only=False),
+            "type": pc.struct_field(flat, "type").to_numpy(zero_copy_only=False),
+            "page": pc.struct_field(pc.struct_field(flat, "page"), "pagePath").to_numpy(zero_copy_only=False),
+            "txn": pc.struct_field(pc.struct_field(flat, "transaction"), "transactionId").to_numpy(zero_copy_only=False),
+            "revenue": pc.struct_field(pc.struct_field(flat, "transaction"), "transactionRevenue").to_numpy(zero_copy_only=False),
+        }
+    )
+
+
+def visit_features(hits: pd.DataFrame) -> pd.DataFrame:
+    hits["is_page"] = hits["type"] == "PAGE"
+    hits["page"] = hits["page"].where(hits["is_page"])
+    grouped = hits.groupby("visit_key", sort=False)
+    visits = pd.DataFrame(
+        {
+            "pageviews": grouped["is_page"].sum(),
+            "hits": grouped.size(),
+            "unique_pages": grouped["page"].nunique(),
+            "time_on_site_sec": (grouped["time"].max() - grouped["time"].min()) / 1000.0,
+            "transactions": grouped["txn"].nunique(),
+            "transaction_revenue": grouped["revenue"].sum() / 1e6,
+        }
+    )
+    per_pageview = visits["pageviews"].clip(lower=1)
+    visits["time_on_site_sec_per_pageview"] = visits["time_on_site_sec"] / per_pageview
+    visits["hits_per_pageview"] = visits["hits"] / per_pageview
+    return visits[FEATURES].astype(float)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--k-min", type=int, default=2)
+    parser.add_argument("--k-max", type=int, default=12)
+    parser.add_argument("--z", type=float, default=5.0)
+    parser.add_argument("--silhouette-sample", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+
+    seconds: dict[str, float] = {}
+    started = t = time.perf_counter()
+    hits = read_hits(args.input)
+    seconds["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    visits = visit_features(hits)
+    n_hits, n_visits = len(hits), len(visits)
+    del hits
+    seconds["aggregate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    mean, std = visits.mean(), visits.std(ddof=0)
+    clipped = visits.clip(lower=mean - args.z * std, upper=mean + args.z * std, axis=1)
+    X = StandardScaler().fit_transform(clipped.to_numpy())
+    seconds["preprocess"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    sample = rng.choice(len(X), size=min(args.silhouette_sample, len(X)), replace=False)
+    sweep = []
+    for k in range(args.k_min, args.k_max + 1):
+        labels = KMeans(n_clusters=k, random_state=args.seed, n_init=1).fit_predict(X)
+        sweep.append(
+            {
+                "k": k,
+                "silhouette_10k": float(silhouette_score(X[sample], labels[sample], metric="sqeuclidean")),
+                "davies_bouldin": float(davies_bouldin_score(X, labels)),
+                "calinski_harabasz": float(calinski_harabasz_score(X, labels)),
+            }
+        )
+    seconds["sweep"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - started
+    figures = {
+        "hits": n_hits,
+        "visits": n_visits,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "sweep": sweep,
+    }
+    for stage, value in figures["seconds"].items():
+        print(f"{stage:<12} {value:>8.2f} s")
+    print(f"peak RSS     {figures['peak_rss_mb']:>8.1f} MB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

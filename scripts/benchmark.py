@@ -1,0 +1,205 @@
+"""End-to-end benchmark of `visitseg run`, side by side with the single-node baseline, in one run.
+
+Each repetition starts a fresh `visitseg run` process (new JVM, default configuration, `local[2]`
+unless --master says otherwise), samples the RSS of the driver's Python process and of its JVM (in local
+mode the JVM is both driver and executor) every 0.2 s from /proc, and reads the per-stage seconds from
+the run's model_report.json. Medians over --runs repetitions are printed as a table and saved as JSON.
+
+    python scripts/benchmark.py --input data/ga360_10m --runs 3 --baseline --json bench/10m.json
+
+Stage groups: read (planning the read, GA360 duplicate-session check), aggregate (hits → visits,
+validation; includes the scan of the input), preprocess, sweep, final fit (final k-means, assignment,
+profiles), write (every Delta table, the model and the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = {
+    "read": ("read hits",),
+    "aggregate": ("aggregate visits", "aggregate users"),
+    "preprocess": ("preprocess",),
+    "sweep": ("sweep",),
+    "final fit": ("final fit", "assign and profile"),
+    "write": ("write", "save model"),
+}
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            direct = [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    return direct + [c for d in direct for c in children(d)]
+
+
+def is_jvm(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"java" in f.read().split(b"\0")[0]
+    except OSError:
+        return False
+
+
+class PeakRss:
+    """Samples the peak RSS of a process (the Python driver) and of its JVM descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.python, self.jvm = pid, 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.python = max(self.python, rss_mb(self.pid))
+            self.jvm = max(self.jvm, sum(rss_mb(c) for c in children(self.pid) if is_jvm(c)))
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
+    command = [
+        str(Path(sys.executable).parent / "visitseg"), "run", "--input-format", args.format, "--input", args.input,
+        "--output", str(out), "--set", f"run.run_id={run_id}", *[a for s in args.set for a in ("--set", s)],
+    ]
+    if args.master:
+        command += ["--set", f"spark.master={args.master}"]
+    started = time.perf_counter()
+    log = open(out.parent / f"{run_id}.log", "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    peak = PeakRss(process.pid)
+    code = process.wait()
+    peak.stop()
+    wall = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"visitseg run failed (exit {code}); see {log.name}")
+    report = json.loads((out / "reports" / run_id / "model_report.json").read_text())
+    stages = {group: 0.0 for group in GROUPS}
+    for record in report["stages"]:
+        for group, prefixes in GROUPS.items():
+            if record["stage"].startswith(prefixes):
+                stages[group] += record["seconds"]
+    return {
+        "wall_seconds": wall,
+        "stages": stages,
+        "driver_python_rss_mb": peak.python,
+        "jvm_rss_mb": peak.jvm,
+        "rows": report["n_rows"],
+        "hits": next(r.get("rows_in", 0) for r in report["stages"] if r["stage"] == "aggregate visits"),
+        "chosen_k": report["chosen_k"],
+    }
+
+
+def run_baseline(args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "baseline_pandas_sklearn.py"), "--input", args.input],
+        capture_output=True, text=True, check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["wall_seconds"] = time.perf_counter() - started
+    return figures
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--format", default="ga360", choices=("ga360", "ga4", "events"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides for visitseg run")
+    parser.add_argument("--baseline", action="store_true", help="also run scripts/baseline_pandas_sklearn.py (GA360 Parquet only)")
+    parser.add_argument("--json", help="save the figures here")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="visitseg-bench-"))
+    runs = []
+    try:
+        for i in range(args.runs):
+            out = work / f"out{i}"
+            runs.append(run_visitseg(args, out, f"bench{i}"))
+            print(f"visitseg run {i + 1}/{args.runs}: {runs[-1]['wall_seconds']:.1f} s", file=sys.stderr)
+            shutil.rmtree(out, ignore_errors=True)
+        baselines = []
+        if args.baseline:
+            for i in range(args.runs):
+                baselines.append(run_baseline(args))
+                print(f"baseline run {i + 1}/{args.runs}: {baselines[-1]['wall_seconds']:.1f} s", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    summary = {
+        "input": args.input,
+        "format": args.format,
+        "master": args.master,
+        "runs": args.runs,
+        "hits": runs[0]["hits"],
+        "visits": runs[0]["rows"],
+        "chosen_k": [r["chosen_k"] for r in runs],
+        "visitseg": {
+            "wall_seconds_median": median([r["wall_seconds"] for r in runs]),
+            "wall_seconds_all": [round(r["wall_seconds"], 2) for r in runs],
+            "stages_median": {g: median([r["stages"][g] for r in runs]) for g in GROUPS},
+            "driver_python_rss_mb_max": max(r["driver_python_rss_mb"] for r in runs),
+            "jvm_rss_mb_max": max(r["jvm_rss_mb"] for r in runs),
+        },
+    }
+    if baselines:
+        summary["baseline"] = {
+            "wall_seconds_median": median([b["wall_seconds"] for b in baselines]),
+            "wall_seconds_all": [round(b["wall_seconds"], 2) for b in baselines],
+            "stages_median": {s: median([b["seconds"][s] for b in baselines]) for s in baselines[0]["seconds"]},
+            "peak_rss_mb_max": max(b["peak_rss_mb"] for b in baselines),
+        }
+        summary["ratio_visitseg_over_baseline"] = summary["visitseg"]["wall_seconds_median"] / summary["baseline"]["wall_seconds_median"]
+
+    v = summary["visitseg"]
+    print(f"\n{args.input}: {summary['hits']:,} hits, {summary['visits']:,} visits, median of {args.runs} runs, {args.master}")
+    print(f"{'stage':<12} {'visitseg s':>11} {'baseline s':>11}")
+    base = summary.get("baseline", {}).get("stages_median", {})
+    for group in GROUPS:
+        print(f"{group:<12} {v['stages_median'][group]:>11.1f} {base.get(group.replace('final fit', '-'), float('nan')):>11.1f}")
+    print(f"{'end to end':<12} {v['wall_seconds_median']:>11.1f} {summary.get('baseline', {}).get('wall_seconds_median', float('nan')):>11.1f}")
+    print(f"peak RSS MB: visitseg driver python {v['driver_python_rss_mb_max']:.0f}, JVM {v['jvm_rss_mb_max']:.0f}", end="")
+    print(f"; baseline {summary['baseline']['peak_rss_mb_max']:.0f}" if "baseline" in summary else "")
+    if "ratio_visitseg_over_baseline" in summary:
+        print(f"visitseg / baseline wall time: {summary['ratio_visitseg_over_baseline']:.2f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
