@@ -1,8 +1,9 @@
 """Assigning rows to centres with distance and margin — what Spark ML's KMeansModel does not return.
 
 For each row: the nearest centre, the Euclidean distance to it (standardised units) and the margin to the
-second-nearest centre (small margin = a borderline row). Built-in array functions only: no Python UDF.
-Ties go to the lower centre index, as in KMeansModel.predict.
+second-nearest centre (small margin = a borderline row). Built-in column functions only: no Python UDF.
+Ties go to the lower centre index, as in KMeansModel.predict. (Sorting an array of (distance, index)
+structs per row was 6x slower than sorting plain doubles and picking the index separately.)
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ RAW_CLUSTER = "raw_cluster"
 
 def with_nearest_centre(df: DataFrame, centres: np.ndarray) -> DataFrame:
     """Adds raw_cluster (index into `centres`), distance_to_centroid and margin; needs the `features` vector."""
-    x = F.col("_x")
-    candidates = F.array(
-        *[F.struct(F.sqrt(squared_distance(x, centre)).alias("d"), F.lit(i).alias("i")) for i, centre in enumerate(centres)]
-    )
+    names = [f"_d{i}" for i in range(len(centres))]
+    distances = [F.sqrt(squared_distance(F.col("_x"), centre)).alias(name) for name, centre in zip(names, centres)]
+    nearest = F.least(*[F.col(n) for n in names])
+    second = F.array_sort(F.array(*[F.col(n) for n in names]))[1]
     return (
         df.withColumn("_x", vector_to_array(F.col(FEATURES)))
-        .withColumn("_ranked", F.array_sort(candidates))
-        .withColumn(RAW_CLUSTER, F.col("_ranked")[0]["i"])
-        .withColumn("distance_to_centroid", F.col("_ranked")[0]["d"])
-        .withColumn("margin", F.col("_ranked")[1]["d"] - F.col("_ranked")[0]["d"])
-        .drop("_x", "_ranked")
+        .select("*", *distances)
+        .withColumn(RAW_CLUSTER, F.coalesce(*[F.when(F.col(n) == nearest, F.lit(i)) for i, n in enumerate(names)]))
+        .withColumn("distance_to_centroid", nearest)
+        .withColumn("margin", second - nearest)
+        .drop("_x", *names)
     )

@@ -43,7 +43,7 @@ class KResult:
 def kmeans(cfg: ModelConfig, k: int, seed: int) -> KMeans:
     return KMeans(
         k=k, seed=seed, maxIter=cfg.max_iter, tol=cfg.tol, initMode="k-means||", initSteps=cfg.init_steps,
-        featuresCol=FEATURES, predictionCol=PREDICTION,
+        solver=cfg.solver, featuresCol=FEATURES, predictionCol=PREDICTION,
     )
 
 
