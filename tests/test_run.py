@@ -101,7 +101,7 @@ def test_report_and_saved_model(run, spark):
     report = json.loads((out / "reports" / "e2e" / "model_report.json").read_text())
     runs = table(out / "runs")
     assert report["chosen_k"] == runs.chosen_k[0] == 5
-    assert report["k_reason"] == runs.k_reason[0] and report["k_reason"].startswith("k=5: best combined rank")
+    assert report["k_reason"] == runs.k_reason[0] and report["k_reason"].startswith("k=5: best for")
     assert [s["stage"] for s in report["stages"]][:2] == ["read hits", "aggregate visits"]
     assert len(report["clusters"]) == 5 and len(report["k_diagnostics"]) == 7
     model = PipelineModel.load(report["model_path"])

@@ -24,7 +24,16 @@ RESULTS = [
 def test_best_combined_rank_among_ks_with_big_enough_clusters():
     k, reason = choose_k(RESULTS, load_config().model)
     assert k == 4
-    assert "best combined rank 3" in reason and ">= 2.0% of rows" in reason and "silhouette 0.8000 rank 1" in reason
+    assert "best for 3 of 3 metrics, combined rank 3" in reason and ">= 2.0% of rows" in reason and "silhouette 0.8000 rank 1" in reason
+
+
+def test_two_metrics_agreeing_outvote_a_third_that_grows_with_k():
+    growing_ch = [
+        result(4, 300, 0.86, 0.41, 315), result(5, 200, 0.94, 0.30, 830), result(6, 180, 0.92, 0.42, 868),
+        result(7, 170, 0.89, 0.59, 900),
+    ]
+    k, reason = choose_k(growing_ch, load_config().model)
+    assert k == 5 and "best for 2 of 3 metrics" in reason
 
 
 def test_min_cluster_share_can_be_lowered():

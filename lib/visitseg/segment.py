@@ -145,7 +145,9 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
 
     with stages("assign and profile") as facts:
         raw_centres = np.array(kmeans_model.clusterCenters())
-        assigned = with_nearest_centre(prepared, raw_centres).persist(StorageLevel.MEMORY_AND_DISK)
+        # Not persisted: recomputing the distances (a few column expressions on the persisted `prepared`)
+        # for the profile, the labels and the daily mix is cheaper than caching every column again.
+        assigned = with_nearest_centre(prepared, raw_centres)
         numeric = [f.name for f in table.df.schema.fields if isinstance(f.dataType, (T.LongType, T.DoubleType, T.IntegerType))]
         profile_rows = (
             assigned.groupBy(RAW_CLUSTER)
@@ -187,7 +189,7 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),
         mix_daily=mix_daily(labels, grain.date_col, run_id),
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
-        persisted=tuple(df for df in (prepared, sample if sampled else None, assigned) if df is not None),
+        persisted=tuple(df for df in (prepared, sample if sampled else None) if df is not None),
     )
 
 

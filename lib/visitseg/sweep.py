@@ -1,10 +1,14 @@
 """The K sweep: Spark ML KMeans for each K, its four diagnostics, and the rule that picks K.
 
-Automatic K (unless `model.k_final` is set): among the Ks whose smallest cluster holds at least
-`model.min_cluster_share` of the rows (all Ks if none does), take the best combined rank of
-silhouette (higher is better), Davies–Bouldin (lower) and Calinski–Harabasz (higher), ranks summed with
-ties averaged. Remaining ties go to the K nearest the inertia elbow (the K farthest below the straight
-line from the first to the last point of the normalised inertia curve), then to the smaller K.
+Automatic K (unless `model.k_final` is set), among the Ks whose smallest cluster holds at least
+`model.min_cluster_share` of the rows (all Ks if none does):
+  1. each metric votes for its best K — silhouette (highest), Davies–Bouldin (lowest), Calinski–Harabasz
+     (highest), every K tied for best getting the vote; the K with the most votes wins;
+  2. a tie in votes goes to the best combined rank (ranks summed, ties averaged);
+  3. then to the K nearest the inertia elbow (the K farthest below the straight line from the first to
+     the last point of the normalised inertia curve), then to the smaller K.
+Votes rather than rank sums first: Calinski–Harabasz tends to keep growing with K on large, well-separated
+data, and a pure rank sum lets it outvote silhouette and Davies–Bouldin when both agree.
 """
 
 from __future__ import annotations
@@ -122,12 +126,13 @@ def choose_k(results: list[KResult], cfg: ModelConfig) -> tuple[int, str]:
     sil = _ranks([r.silhouette for r in eligible], higher_is_better=True)
     db = _ranks([r.davies_bouldin for r in eligible], higher_is_better=False)
     ch = _ranks([r.calinski_harabasz for r in eligible], higher_is_better=True)
+    votes = (sil == sil.min()).astype(int) + (db == db.min()).astype(int) + (ch == ch.min()).astype(int)
     combined = sil + db + ch
     elbow = elbow_k(results)
-    best = min(range(len(eligible)), key=lambda i: (combined[i], abs(eligible[i].k - elbow), eligible[i].k))
+    best = min(range(len(eligible)), key=lambda i: (-votes[i], combined[i], abs(eligible[i].k - elbow), eligible[i].k))
     r = eligible[best]
     reason = (
-        f"k={r.k}: best combined rank {combined[best]:g} {scope} "
+        f"k={r.k}: best for {votes[best]} of 3 metrics, combined rank {combined[best]:g}, {scope} "
         f"(silhouette {r.silhouette:.4f} rank {sil[best]:g}, Davies-Bouldin {r.davies_bouldin:.4f} rank {db[best]:g}, "
         f"Calinski-Harabasz {r.calinski_harabasz:.1f} rank {ch[best]:g}); inertia elbow at k={elbow}"
     )
