@@ -93,7 +93,7 @@ def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
     if args.master:
         command += ["--set", f"spark.master={args.master}"]
     started = time.perf_counter()
-    log = open(out.parent / f"{run_id}.log", "w")
+    log = open(Path(args.log_dir) / f"{run_id}.log", "w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
     peak = PeakRss(process.pid)
     code = process.wait()
@@ -142,9 +142,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra config overrides for visitseg run")
     parser.add_argument("--baseline", action="store_true", help="also run scripts/baseline_pandas_sklearn.py (GA360 Parquet only)")
     parser.add_argument("--json", help="save the figures here")
+    parser.add_argument("--log-dir", default="bench/logs", help="each run's log goes here (kept)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="visitseg-bench-"))
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     runs = []
     try:
         for i in range(args.runs):

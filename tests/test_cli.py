@@ -113,3 +113,14 @@ def test_unknown_format_is_refused_by_the_parser(capsys):
         main(["features", "--input-format", "csv", "--input", "x", "--output", "y"])
     assert exc.value.code == 2
     assert "invalid choice: 'csv'" in capsys.readouterr().err
+
+
+def test_generate_writes_the_requested_size_and_planted_labels(spark, tmp_path, capsys):
+    out = tmp_path / "events"
+    code = main(["generate", "--format", "events", "--hits", "4000", "--days", "3", "--seed", "9", "--output", str(out)])
+    assert code == 0
+    planted = spark.read.parquet(str(out / "_planted"))
+    assert planted.count() == sample_data.visits_for_hits(4000)
+    events = spark.read.option("header", True).csv(str(out))
+    assert abs(events.count() - 4000) < 600  # the mix averages MEAN_HITS_PER_VISIT hits (events lack checkouts)
+    assert "planted labels in" in capsys.readouterr().out

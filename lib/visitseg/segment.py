@@ -117,14 +117,21 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         wanted = model_features(cfg)
         usable = usable_features(table.df, _with_features(cfg, wanted).model)
         preprocessing = fit_preprocessing(table.df, usable.kept, cfg.model)
-        prepared = preprocessing.transform(table.df).select(*table.df.columns, FEATURES).persist(StorageLevel.MEMORY_AND_DISK)
+        # Not persisted: the transform is a few column expressions over the persisted feature table, and
+        # caching every row again with its vector ran a 1 GB driver out of heap at 12.7M visits. KMeans'
+        # block solver caches its own blocks; only the sweep sample (or small tables) is persisted.
+        prepared = preprocessing.transform(table.df).select(*table.df.columns, FEATURES)
         facts.update(rows_in=table.rows, features=len(usable.kept), dropped=",".join(usable.dropped) or "none")
 
     with stages("sweep") as facts:
         sample = deterministic_sample(prepared, grain.key, cfg.model.sweep_sample_rows, table.rows, seed)
         sampled = sample is not prepared
-        if sampled:
-            sample = sample.persist(StorageLevel.MEMORY_AND_DISK)
+        if not sampled:
+            prepared = sample = prepared.persist(StorageLevel.MEMORY_AND_DISK)
+        else:
+            # The sample is small: one partition per core. The sweep runs hundreds of short jobs, and the
+            # parent's partitioning multiplied their tasks (measured: K=2..6 on 100k rows, 28.8 s → 19.4 s).
+            sample = sample.coalesce(spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
         sweep_rows = sample.count() if sampled else table.rows
         k_max = min(cfg.model.k_max, sweep_rows - 1)
         if k_max < cfg.model.k_min:
@@ -189,7 +196,7 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),
         mix_daily=mix_daily(labels, grain.date_col, run_id),
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
-        persisted=tuple(df for df in (prepared, sample if sampled else None) if df is not None),
+        persisted=(sample,),
     )
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from visitseg.config import InputConfig
 from visitseg.schemas import HIT_SCHEMA, conform
+
+
+def struct_type(**fields: T.DataType) -> T.StructType:
+    """A StructType from keyword arguments, for writing the export schemas compactly."""
+    return T.StructType([T.StructField(name, data_type) for name, data_type in fields.items()])
 
 
 def in_date_window(day: Column, cfg: InputConfig) -> Column:

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg.config import Config
-from visitseg.ingest.common import in_yyyymmdd_window, null_if_not_set, to_hit_table, yyyymmdd_to_date
+from visitseg.ingest.common import in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
 from visitseg.ingest.files import read_raw
 from visitseg.schemas import ADD_TO_CART, CHECKOUT, PAGE, PRODUCT_VIEW, PURCHASE
 from visitseg.validate import check_unique_keys, require_columns
@@ -20,29 +20,25 @@ from visitseg.validate import check_unique_keys, require_columns
 _S = T.StringType()
 
 
-def _struct(**fields: T.DataType) -> T.StructType:
-    return T.StructType([T.StructField(name, data_type) for name, data_type in fields.items()])
-
-
 # The fields visitseg reads, as BigQuery's JSON export writes them (INT64 as strings).
-GA360_JSON_SCHEMA = _struct(
+GA360_JSON_SCHEMA = struct_type(
     fullVisitorId=_S,
     visitId=_S,
     visitStartTime=_S,
     date=_S,
     channelGrouping=_S,
-    trafficSource=_struct(source=_S, medium=_S),
-    device=_struct(deviceCategory=_S),
-    geoNetwork=_struct(country=_S),
+    trafficSource=struct_type(source=_S, medium=_S),
+    device=struct_type(deviceCategory=_S),
+    geoNetwork=struct_type(country=_S),
     hits=T.ArrayType(
-        _struct(
+        struct_type(
             hitNumber=_S,
             time=_S,
             type=_S,
-            page=_struct(pagePath=_S),
-            eCommerceAction=_struct(action_type=_S),
-            transaction=_struct(transactionId=_S, transactionRevenue=_S),
-            product=T.ArrayType(_struct(productSKU=_S)),
+            page=struct_type(pagePath=_S),
+            eCommerceAction=struct_type(action_type=_S),
+            transaction=struct_type(transactionId=_S, transactionRevenue=_S),
+            product=T.ArrayType(struct_type(productSKU=_S)),
         )
     ),
 )

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg.config import Config
-from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, to_hit_table, yyyymmdd_to_date
+from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
 from visitseg.ingest.files import read_raw
 from visitseg.schemas import ADD_TO_CART, CHECKOUT, EVENT, PAGE, PRODUCT_VIEW, PURCHASE, TRANSACTION
 from visitseg.validate import require_columns
@@ -20,23 +20,19 @@ from visitseg.validate import require_columns
 _S = T.StringType()
 
 
-def _struct(**fields: T.DataType) -> T.StructType:
-    return T.StructType([T.StructField(name, data_type) for name, data_type in fields.items()])
-
-
-GA4_JSON_SCHEMA = _struct(
+GA4_JSON_SCHEMA = struct_type(
     event_date=_S,
     event_timestamp=_S,
     event_name=_S,
     user_pseudo_id=_S,
     event_params=T.ArrayType(
-        _struct(key=_S, value=_struct(string_value=_S, int_value=_S, float_value=T.DoubleType(), double_value=T.DoubleType()))
+        struct_type(key=_S, value=struct_type(string_value=_S, int_value=_S, float_value=T.DoubleType(), double_value=T.DoubleType()))
     ),
-    ecommerce=_struct(transaction_id=_S, purchase_revenue=T.DoubleType()),
-    items=T.ArrayType(_struct(item_id=_S)),
-    device=_struct(category=_S),
-    geo=_struct(country=_S),
-    traffic_source=_struct(name=_S, medium=_S, source=_S),
+    ecommerce=struct_type(transaction_id=_S, purchase_revenue=T.DoubleType()),
+    items=T.ArrayType(struct_type(item_id=_S)),
+    device=struct_type(category=_S),
+    geo=struct_type(country=_S),
+    traffic_source=struct_type(name=_S, medium=_S, source=_S),
 )
 
 REQUIRED = {
