@@ -47,7 +47,7 @@ def main() -> None:
             sample_data.write_sample(spark, "ga360", path, n, days=28, seed=42)
             cfg = with_values(load_config([], args.set), input={"format": "ga360", "path": path}, run={"run_id": "bench"})
             features = visit_features(read_hits(spark, cfg), "bench").persist(StorageLevel.MEMORY_AND_DISK)
-            table = FeatureTable("visit_features", "visit_key", features, features.count())
+            table = FeatureTable("visit_features", features, features.count())
             timings = []
             for _ in range(args.runs):
                 stages = StageLog(spark)

@@ -94,11 +94,11 @@ def replace_partition(
 
 def read_table(spark: SparkSession, path: str) -> DataFrame:
     """Read a Delta table as a Spark DataFrame, through Spark's Delta source when present, else the log."""
-    if not DeltaTable.is_deltatable(_uri(path)):
+    if not DeltaTable.is_deltatable(table_uri(path)):
         raise DeltaTableError(f"{path}: not a Delta table (no _delta_log). Was the job that writes it run?")
     if session_has_delta(spark):
         return spark.read.format("delta").load(path)
-    table = DeltaTable(_uri(path))
+    table = DeltaTable(table_uri(path))
     protocol = table.protocol()
     unsupported = UNSUPPORTED_READER_FEATURES & set(protocol.reader_features or [])
     if unsupported:
@@ -111,12 +111,7 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
         return spark.createDataFrame([], schema)
     # basePath makes Spark take partition values from the `col=value` folders the files live in;
     # the explicit schema keeps their types as the Delta log declares them.
-    return spark.read.schema(schema).option("basePath", _uri(path)).parquet(*files).select(*schema.names)
-
-
-def table_version(path: str) -> int:
-    """The table's latest version, or -1 when there is no table yet."""
-    return DeltaTable(_uri(path)).version() if DeltaTable.is_deltatable(_uri(path)) else -1
+    return spark.read.schema(schema).option("basePath", table_uri(path)).parquet(*files).select(*schema.names)
 
 
 def _check_partition(df: DataFrame, partition: Mapping[str, str]) -> None:
@@ -140,14 +135,14 @@ def _write_native(df: DataFrame, path: str, partition: Mapping[str, str]) -> Wri
         .partitionBy(*partition)
         .save(path)
     )
-    table = DeltaTable(_uri(path))
+    table = DeltaTable(table_uri(path))
     adds = table.get_add_actions(flatten=True).to_pylist()
     mine = [a for a in adds if all(a.get(f"partition.{c}") == v for c, v in partition.items())]
     return WriteResult(path, "native", table.version(), len(mine), int(sum(a.get("num_records") or 0 for a in mine)))
 
 
 def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partition: Mapping[str, str]) -> WriteResult:
-    uri = _uri(path)
+    uri = table_uri(path)
     fs, root = pafs.FileSystem.from_uri(uri)
     schema = _delta_schema(df)
     _check_same_schema(uri, schema)
@@ -249,6 +244,6 @@ def _delete_if_exists(fs: pafs.FileSystem, path: str) -> None:
         fs.delete_dir(path)
 
 
-def _uri(path: str) -> str:
+def table_uri(path: str) -> str:
     """Local paths become absolute (deltalake and pyarrow need that); URIs with a scheme pass through."""
     return path if "://" in path else os.path.abspath(path)

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FeatureTable:
     name: str  # visit_features | user_features
-    key: str  # visit_key | user_key
     df: DataFrame  # persisted; the caller unpersists
     rows: int
 
@@ -42,14 +41,14 @@ def build_features(spark: SparkSession, cfg: Config, stages: StageLog) -> Featur
         counts = validate_visits(visits)
         facts.update(rows_in=counts["hits"], rows_out=counts["rows"])
     if cfg.features.grain == "visit":
-        return FeatureTable("visit_features", "visit_key", visits, facts["rows_out"])
+        return FeatureTable("visit_features", visits, facts["rows_out"])
     with stages("aggregate users") as facts:
         users = user_features(visits, cfg.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
         checked = check_rows(users, ["user_key"], not_null=["user_key"], non_negative=["sessions"], what="user features", sums=["sessions"])
         facts.update(rows_in=checked["sessions"], rows_out=checked["rows"])
         check_unique_keys(users, ["user_key"], "user features")
     visits.unpersist()
-    return FeatureTable("user_features", "user_key", users, facts["rows_out"])
+    return FeatureTable("user_features", users, facts["rows_out"])
 
 
 def write_features(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> delta.WriteResult:

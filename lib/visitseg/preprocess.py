@@ -84,21 +84,21 @@ class FeatureProfile:
     dropped: tuple[str, ...]  # zero variance on the training data
 
 
-def usable_features(df: DataFrame, cfg: ModelConfig) -> FeatureProfile:
+def usable_features(df: DataFrame, features: tuple[str, ...]) -> FeatureProfile:
     """Check the configured features exist and are numeric; drop (with a warning) those with zero variance."""
     numeric = {f.name for f in df.schema.fields if f.dataType.typeName() in ("long", "integer", "double", "float", "short", "decimal")}
-    missing = [c for c in cfg.features if c not in numeric]
+    missing = [c for c in features if c not in numeric]
     if missing:
         raise InputSchemaError(
             f"model.features: {missing} are not numeric columns of the feature table; available: {sorted(numeric)}"
         )
-    spread = df.agg(*[(F.max(c) - F.min(c)).alias(c) for c in cfg.features]).first()
-    dropped = tuple(c for c in cfg.features if not spread[c])  # null (no rows) or 0 (constant)
+    spread = df.agg(*[(F.max(c) - F.min(c)).alias(c) for c in features]).first()
+    dropped = tuple(c for c in features if not spread[c])  # null (no rows) or 0 (constant)
     if dropped:
         log.warning("model: dropping zero-variance features %s (constant on the training data)", list(dropped))
-    kept = tuple(c for c in cfg.features if c not in dropped)
+    kept = tuple(c for c in features if c not in dropped)
     if not kept:
-        raise InputSchemaError(f"model.features: every feature is constant on the training data {list(cfg.features)}; nothing to cluster")
+        raise InputSchemaError(f"model.features: every feature is constant on the training data {list(features)}; nothing to cluster")
     return FeatureProfile(kept, dropped)
 
 

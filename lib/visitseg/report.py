@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
-import os
 import platform
 from typing import Any
 
@@ -15,6 +14,7 @@ from pyspark.sql import types as T
 
 from visitseg import __version__
 from visitseg.config import Config
+from visitseg.delta import table_uri
 
 PACKAGES = ("pyspark", "delta-spark", "deltalake", "pyarrow", "pandas", "numpy")
 
@@ -80,8 +80,7 @@ def runs_frame(spark: SparkSession, record: dict[str, Any]) -> DataFrame:
 
 def write_json(path: str, document: dict[str, Any]) -> None:
     """Write a small JSON document to a local path or a URI pyarrow understands (s3://, gs://, hdfs://)."""
-    uri = path if "://" in path else os.path.abspath(path)
-    fs, target = pafs.FileSystem.from_uri(uri)
+    fs, target = pafs.FileSystem.from_uri(table_uri(path))
     fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(target) as out:
         out.write(json.dumps(document, indent=2, default=str).encode())

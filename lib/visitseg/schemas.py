@@ -39,10 +39,7 @@ HIT_SCHEMA = T.StructType(
         T.StructField("country", T.StringType(), True),
     ]
 )
-HIT_COLUMNS = HIT_SCHEMA.names
 
-VISIT_KEY = "visit_key"
-USER_KEY = "user_key"
 RUN_ID = "run_id"
 
 VISIT_FEATURES_SCHEMA = T.StructType(

@@ -7,7 +7,7 @@ small driver-side result (K rows of centres, one row per K of diagnostics).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from pyspark import StorageLevel
@@ -114,8 +114,7 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
     grain = GRAINS[cfg.features.grain]
     seed, run_id = cfg.run.seed, cfg.run.run_id
     with stages("preprocess") as facts:
-        wanted = model_features(cfg)
-        usable = usable_features(table.df, _with_features(cfg, wanted).model)
+        usable = usable_features(table.df, model_features(cfg))
         preprocessing = fit_preprocessing(table.df, usable.kept, cfg.model)
         # Not persisted: the transform is a few column expressions over the persisted feature table, and
         # caching every row again with its vector ran a 1 GB driver out of heap at 12.7M visits. KMeans'
@@ -205,10 +204,6 @@ def raise_too_few(rows: int, cfg: Config) -> None:
         f"model: {rows} rows cannot be split into model.k_min={cfg.model.k_min} clusters; "
         f"give more input (a wider date window) or lower model.k_min"
     )
-
-
-def _with_features(cfg: Config, features: tuple[str, ...]) -> Config:
-    return replace(cfg, model=replace(cfg.model, features=features, log1p_features=tuple(f for f in cfg.model.log1p_features if f in features)))
 
 
 def _profile(row) -> Profile:
