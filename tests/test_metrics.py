@@ -27,25 +27,36 @@ def clustered(spark):
 
 def test_davies_bouldin_and_calinski_harabasz_equal_sklearn(clustered):
     predictions, model, X, labels = clustered
-    stats = cluster_stats(predictions, "features", "prediction", np.array(model.clusterCenters()))
+    stats = cluster_stats(predictions, "features", 4, {3: "prediction"})[3]
     assert stats.davies_bouldin == pytest.approx(davies_bouldin_score(X, labels), rel=1e-6)
     assert stats.calinski_harabasz == pytest.approx(calinski_harabasz_score(X, labels), rel=1e-6)
 
 
 def test_inertia_is_the_sum_of_squared_distances(clustered):
     predictions, model, X, labels = clustered
-    stats = cluster_stats(predictions, "features", "prediction", np.array(model.clusterCenters()))
+    stats = cluster_stats(predictions, "features", 4, {3: "prediction"})[3]
     expected = sum(((X[labels == c] - X[labels == c].mean(axis=0)) ** 2).sum() for c in np.unique(labels))
     assert stats.inertia == pytest.approx(expected, rel=1e-9)
     assert stats.inertia == pytest.approx(model.summary.trainingCost, rel=1e-9)
     assert stats.sizes.sum() == len(X) and stats.shares.sum() == pytest.approx(1.0)
 
 
-def test_exact_even_when_given_centres_are_not_the_cluster_means(clustered):
-    """k-means stopped early: the second aggregation measures distances to the true means."""
-    predictions, model, X, labels = clustered
-    stats = cluster_stats(predictions, "features", "prediction", np.array(model.clusterCenters()) + 0.3)
-    assert stats.davies_bouldin == pytest.approx(davies_bouldin_score(X, labels), rel=1e-6)
+def test_several_labellings_measured_together_each_equal_sklearn(clustered):
+    """The sweep measures every K in one call: each labelling's metrics must equal scikit-learn's on its own."""
+    predictions, _, X, _ = clustered
+    labelled = predictions.select("features")
+    for k in (2, 4, 5):
+        labelled = KMeans(k=k, seed=3, predictionCol=f"p{k}").fit(predictions).transform(labelled)
+    labelled = labelled.cache()
+    stats = cluster_stats(labelled, "features", 4, {2: "p2", 4: "p4", 5: "p5"})
+    rows = labelled.collect()
+    for k in (2, 4, 5):
+        labels = np.array([r[f"p{k}"] for r in rows])
+        X_k = np.array([r.features.toArray() for r in rows])
+        assert len(stats[k].sizes) == k and stats[k].sizes.sum() == len(X)
+        assert stats[k].davies_bouldin == pytest.approx(davies_bouldin_score(X_k, labels), rel=1e-6)
+        assert stats[k].calinski_harabasz == pytest.approx(calinski_harabasz_score(X_k, labels), rel=1e-6)
+    labelled.unpersist()
 
 
 def test_silhouette_equals_sklearn_squared_euclidean(clustered):

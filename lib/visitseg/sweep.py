@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from pyspark import StorageLevel
 from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from visitseg.config import ModelConfig
-from visitseg.metrics import SILHOUETTE_DISTANCE, ClusterStats, cluster_stats, silhouette
+from visitseg.metrics import SILHOUETTE_DISTANCE, cluster_stats, silhouette
 from visitseg.preprocess import FEATURES
 
 log = logging.getLogger(__name__)
@@ -59,38 +61,53 @@ def deterministic_sample(df: DataFrame, key: str, rows: int, total: int, seed: i
     return df.filter(F.pmod(F.xxhash64(F.col(key), F.lit(seed)), F.lit(SAMPLE_UNIT)) < F.lit(threshold))
 
 
-def evaluate(model: KMeansModel, data: DataFrame) -> tuple[ClusterStats, float]:
-    """Diagnostics of a fitted model on `data`: per-cluster aggregates, then Spark's silhouette."""
-    predictions = model.transform(data)
-    stats = cluster_stats(predictions, FEATURES, PREDICTION, np.array(model.clusterCenters()))
-    return stats, silhouette(predictions, FEATURES, PREDICTION)
-
-
 def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[list[KResult], dict[int, KMeansModel]]:
-    """Fit and diagnose every K in k_min..k_max on `data` (persisted by the caller)."""
-    results, models = [], {}
-    for k in range(cfg.k_min, k_max + 1):
+    """Fit every K in k_min..k_max on `data` (persisted by the caller), then diagnose all of them together.
+
+    The sweep data is small, so each k-means iteration is a short job whose time is mostly scheduling:
+    `model.sweep_parallelism` Ks are fitted at once from driver threads (as Spark ML's CrossValidator does
+    with `parallelism`) to keep both cores busy. Seeds are per K, so results do not depend on it.
+    """
+    def fit(k: int) -> tuple[KMeansModel, float]:
         started = time.perf_counter()
         model = kmeans(cfg, k, seed).fit(data)
-        stats, sil = evaluate(model, data)
+        log.info("sweep k=%d: fitted in %d iterations, %.1fs", k, model.summary.numIter, time.perf_counter() - started)
+        return model, round(time.perf_counter() - started, 3)
+
+    ks = list(range(cfg.k_min, k_max + 1))
+    with ThreadPoolExecutor(cfg.sweep_parallelism) as pool:
+        fitted = dict(zip(ks, pool.map(fit, ks)))
+        models = {k: m for k, (m, _) in fitted.items()}
+        labelled = data.select(FEATURES)
+        for k, model in models.items():
+            labelled = model.setPredictionCol(f"{PREDICTION}_{k}").transform(labelled)
+        labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            d = len(models[ks[0]].clusterCenters()[0])
+            stats = cluster_stats(labelled, FEATURES, d, {k: f"{PREDICTION}_{k}" for k in ks})
+            silhouettes = dict(zip(ks, pool.map(lambda k: silhouette(labelled, FEATURES, f"{PREDICTION}_{k}"), ks)))
+        finally:
+            labelled.unpersist()
+            for model in models.values():
+                model.setPredictionCol(PREDICTION)
+    results = []
+    for k in models:
         result = KResult(
             k=k,
-            inertia=stats.inertia,
-            silhouette=sil,
-            davies_bouldin=stats.davies_bouldin,
-            calinski_harabasz=stats.calinski_harabasz,
-            min_cluster_share=float(stats.shares.min()),
-            max_cluster_share=float(stats.shares.max()),
-            seconds=round(time.perf_counter() - started, 3),
+            inertia=stats[k].inertia,
+            silhouette=silhouettes[k],
+            davies_bouldin=stats[k].davies_bouldin,
+            calinski_harabasz=stats[k].calinski_harabasz,
+            min_cluster_share=float(stats[k].shares.min()),
+            max_cluster_share=float(stats[k].shares.max()),
+            seconds=fitted[k][1],
         )
         log.info(
-            "sweep k=%d: inertia %.1f, silhouette (%s) %.4f, Davies-Bouldin %.4f, Calinski-Harabasz %.1f, "
-            "cluster shares %.3f..%.3f, %.1fs",
-            k, result.inertia, SILHOUETTE_DISTANCE, sil, result.davies_bouldin, result.calinski_harabasz,
-            result.min_cluster_share, result.max_cluster_share, result.seconds,
+            "sweep k=%d: inertia %.1f, silhouette (%s) %.4f, Davies-Bouldin %.4f, Calinski-Harabasz %.1f, cluster shares %.3f..%.3f",
+            k, result.inertia, SILHOUETTE_DISTANCE, result.silhouette, result.davies_bouldin, result.calinski_harabasz,
+            result.min_cluster_share, result.max_cluster_share,
         )
         results.append(result)
-        models[k] = model
     return results, models
 
 
