@@ -22,10 +22,9 @@ from pyspark import StorageLevel
 from visitseg import sample_data
 from visitseg.config import SparkConfig, load_config, with_values
 from visitseg.features import FeatureTable
-from visitseg.ingest import read_hits
+from visitseg.ingest import read_visits
 from visitseg.segment import segment
 from visitseg.spark import StageLog, build_session
-from visitseg.visits import visit_features
 
 
 def main() -> None:
@@ -46,7 +45,7 @@ def main() -> None:
             path = str(Path(tmp) / f"ga360_{n}")
             sample_data.write_sample(spark, "ga360", path, n, days=28, seed=42)
             cfg = with_values(load_config([], args.set), input={"format": "ga360", "path": path}, run={"run_id": "bench"})
-            features = visit_features(read_hits(spark, cfg), "bench").persist(StorageLevel.MEMORY_AND_DISK)
+            features = read_visits(spark, cfg).persist(StorageLevel.MEMORY_AND_DISK)
             table = FeatureTable("visit_features", features, features.count())
             timings = []
             for _ in range(args.runs):

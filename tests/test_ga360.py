@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from chispa import assert_df_equality
+from chispa import assert_approx_df_equality, assert_df_equality
 from support import make_config, utc, write_json_lines
 
 from visitseg.errors import GrainError, InputSchemaError
-from visitseg.ingest import read_hits
+from visitseg import sample_data
+from visitseg.ingest import read_hits, read_visits
 from visitseg.schemas import HIT_SCHEMA
+from visitseg.visits import visit_features
 
 START = 1790000000  # 2026-09-21T14:13:20Z
 
@@ -119,3 +121,42 @@ def test_wrong_type_is_named(spark, tmp_path):
     ).drop("channelGrouping").withColumnRenamed("channelGrouping2", "channelGrouping").write.parquet(str(tmp_path / "p"))
     with pytest.raises(InputSchemaError, match="channelGrouping has type array<double>, expected string"):
         read_hits(spark, make_config("ga360", str(tmp_path / "p")))
+
+
+EDGE_SESSIONS = SESSIONS + [
+    session(  # repeated pages, hits out of time order, a "(not set)" and a repeated transaction id, a null time
+        "444",
+        4004,
+        "20261003",
+        [
+            hit(1, 90000, "PAGE", "/a", "0"),
+            hit(2, 1000, "PAGE", "/a", "2"),
+            hit(3, 5000, "PAGE", "/b", "3"),
+            hit(4, 7000, "EVENT", "/b", "3"),
+            hit(5, 8000, "TRANSACTION", "/c", "6", transaction=("T7", "1000000")),
+            hit(6, 9000, "TRANSACTION", "/c", "6", transaction=("T7", "2500000")),
+            hit(7, 9500, "TRANSACTION", "/c", "6", transaction=("(not set)", None)),
+            dict(hit(8, 0, "EVENT", None, None), time=None),
+            hit(9, 9600, "PAGE", None, "0"),  # a page hit without a path is a pageview but not a page
+        ],
+    ),
+    session("555", 5005, "20261003", []),  # no hits: nothing to segment, dropped by both paths
+]
+
+
+def test_visits_from_nested_rows_equal_visits_from_canonical_hits(spark, tmp_path):
+    """The GA360 shortcut (no explode, no shuffle) must give exactly the canonical aggregation's rows."""
+    cfg = make_config("ga360", write_json_lines(tmp_path / "edge.json", EDGE_SESSIONS), run={"run_id": "r1"})
+    direct = read_visits(spark, cfg)
+    assert_df_equality(direct, visit_features(read_hits(spark, cfg), "r1"), ignore_row_order=True)
+    edge = direct.filter("visit_key = '444-4004'").first()
+    assert (edge.hits, edge.pageviews, edge.unique_pages, edge.transactions, edge.product_views, edge.add_to_carts) == (9, 4, 2, 1, 1, 2)
+    assert (edge.transaction_revenue, edge.time_on_site_sec) == (3.5, 89.0)
+    assert direct.count() == 4  # 555 has no hits
+
+
+def test_visits_from_nested_rows_equal_the_canonical_path_on_generated_data(spark, tmp_path):
+    path = str(tmp_path / "gen")
+    sample_data.write_sample(spark, "ga360", path, 2000, days=3, seed=5)
+    cfg = make_config("ga360", path, run={"run_id": "r1"})
+    assert_approx_df_equality(read_visits(spark, cfg), visit_features(read_hits(spark, cfg), "r1"), 1e-9, ignore_row_order=True)

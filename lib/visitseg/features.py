@@ -14,12 +14,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from visitseg import delta
 from visitseg.config import Config
-from visitseg.ingest import read_hits
+from visitseg.ingest import read_visits
 from visitseg.schemas import RUN_ID
 from visitseg.spark import StageLog
 from visitseg.users import user_features
 from visitseg.validate import check_rows, check_unique_keys
-from visitseg.visits import validate_visits, visit_features
+from visitseg.visits import validate_visits
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ class FeatureTable:
 def build_features(spark: SparkSession, cfg: Config, stages: StageLog) -> FeatureTable:
     """Read, aggregate and validate the feature table at the configured grain; nothing is written."""
     with stages("read hits") as facts:
-        hits = read_hits(spark, cfg)
+        visits = read_visits(spark, cfg)
         facts["input"] = f"{cfg.input.format} {cfg.input.path}"
     with stages("aggregate visits") as facts:
-        visits = visit_features(hits, cfg.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
+        visits = visits.persist(StorageLevel.MEMORY_AND_DISK)
         counts = validate_visits(visits)
         facts.update(rows_in=counts["hits"], rows_out=counts["rows"])
     if cfg.features.grain == "visit":

@@ -43,24 +43,31 @@ def visit_features(hits: DataFrame, run_id: str) -> DataFrame:
         F.count(F.when(is_page, 1)).alias("pageviews"),
         F.size(F.collect_set(F.when(is_page, F.col("page_path")))).alias("unique_pages"),
         F.size(F.collect_set("transaction_id")).alias("transactions"),
-        F.coalesce(F.sum("revenue"), F.lit(0.0)).alias("transaction_revenue"),
+        F.sum("revenue").alias("transaction_revenue"),
         F.count(F.when(F.col("ecommerce_action") == PRODUCT_VIEW, 1)).alias("product_views"),
         F.count(F.when(F.col("ecommerce_action") == ADD_TO_CART, 1)).alias("add_to_carts"),
     )
+    return finish_visits(visits.select("*", *[F.col(f"first.{c}").alias(c) for c in ATTRIBUTES]), run_id)
+
+
+def finish_visits(visits: DataFrame, run_id: str) -> DataFrame:
+    """The derived columns and the schema, from one row per visit holding the visit attributes and
+    visit_start_ts, last_hit_ts, hits, pageviews, unique_pages, transactions, transaction_revenue (null = 0),
+    product_views and add_to_carts. Shared by every way of aggregating visits, so the definitions live once."""
     per_pageview = F.greatest(F.col("pageviews"), F.lit(1))
-    time_on_site = (F.unix_micros("last_hit_ts") - F.unix_micros("visit_start_ts")) / 1_000_000
+    time_on_site = F.coalesce((F.unix_micros("last_hit_ts") - F.unix_micros("visit_start_ts")) / 1_000_000, F.lit(0.0))
     columns = visits.select(
         "visit_key",
-        *[F.col(f"first.{c}").alias(c) for c in ATTRIBUTES[:2]],
+        *ATTRIBUTES[:2],
         "visit_start_ts",
-        *[F.col(f"first.{c}").alias(c) for c in ATTRIBUTES[2:]],
+        *ATTRIBUTES[2:],
         "pageviews",
         "hits",
         "unique_pages",
-        F.coalesce(time_on_site, F.lit(0.0)).alias("time_on_site_sec"),
+        time_on_site.alias("time_on_site_sec"),
         "transactions",
-        "transaction_revenue",
-        (F.coalesce(time_on_site, F.lit(0.0)) / per_pageview).alias("time_on_site_sec_per_pageview"),
+        F.coalesce(F.col("transaction_revenue"), F.lit(0.0)).alias("transaction_revenue"),
+        (time_on_site / per_pageview).alias("time_on_site_sec_per_pageview"),
         (F.col("hits") / per_pageview).alias("hits_per_pageview"),
         "product_views",
         "add_to_carts",

@@ -7,8 +7,11 @@ from pyspark.sql import DataFrame, SparkSession
 from visitseg.config import Config
 from visitseg.errors import ConfigError
 from visitseg.ingest import events, ga4, ga360
+from visitseg.visits import visit_features
 
 ADAPTERS = {"ga360": ga360.read_hits, "ga4": ga4.read_hits, "events": events.read_hits}
+# Formats whose rows already are visits aggregate them without going through the hit table (same result).
+VISIT_READERS = {"ga360": ga360.read_visits}
 
 
 def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
@@ -16,3 +19,10 @@ def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
     if cfg.input.format not in ADAPTERS:
         raise ConfigError(f"input.format: must be one of {', '.join(ADAPTERS)}, got {cfg.input.format!r}; pass --input-format")
     return ADAPTERS[cfg.input.format](spark, cfg)
+
+
+def read_visits(spark: SparkSession, cfg: Config) -> DataFrame:
+    """The visit feature table of `cfg.input` (lazy; validate it with `visits.validate_visits`)."""
+    if cfg.input.format in VISIT_READERS:
+        return VISIT_READERS[cfg.input.format](spark, cfg)
+    return visit_features(read_hits(spark, cfg), cfg.run.run_id)
