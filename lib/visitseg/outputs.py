@@ -12,12 +12,14 @@ import logging
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import Config
 from visitseg.features import build_features, write_features, write_run_table
 from visitseg.report import run_record, runs_frame, write_json
-from visitseg.segment import GRAINS, Segmentation, segment
+from visitseg.schemas import RUN_ID
+from visitseg.segment import GRAINS, Segmentation, mix_daily, segment
 from visitseg.spark import StageLog
 
 log = logging.getLogger(__name__)
@@ -42,11 +44,15 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
     try:
         tables = {table.name: write_features(spark, cfg, table, stages).path}
         grain = GRAINS[cfg.features.grain]
+        labels = write_run_table(spark, cfg, stages, grain.labels_table, seg.labels)
+        tables[grain.labels_table] = labels.path
+        # The daily mix from the labels just written (three columns of Parquet) rather than from the lazy
+        # labels, which would assign every row to its centre a second time.
+        written = delta.read_table(spark, labels.path).filter(F.col(RUN_ID) == cfg.run.run_id)
         for name, df in (
-            (grain.labels_table, seg.labels),
             ("cluster_centers", seg.centers),
             ("k_diagnostics", seg.diagnostics),
-            ("cluster_mix_daily", seg.mix_daily),
+            ("cluster_mix_daily", mix_daily(written, grain.date_col, cfg.run.run_id)),
         ):
             tables[name] = write_run_table(spark, cfg, stages, name, df).path
         model_path = f"{out}/models/{cfg.run.run_id}"

@@ -94,7 +94,6 @@ class Segmentation:
     labels: DataFrame
     centers: DataFrame
     diagnostics: DataFrame
-    mix_daily: DataFrame
     model: PipelineModel
     persisted: tuple[DataFrame, ...]  # to unpersist once the tables are written
 
@@ -193,7 +192,6 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         labels=labels,
         centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),
-        mix_daily=mix_daily(labels, grain.date_col, run_id),
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
         persisted=(sample,),
     )
