@@ -1,11 +1,13 @@
-"""The K rule, ranks and the elbow, on hand-made sweep results."""
+"""The K rule, ranks and the elbow, on hand-made sweep results; the sweep's best-of-n_init fits."""
 
 from __future__ import annotations
 
 import numpy as np
+from pyspark.ml.linalg import Vectors
 
 from visitseg.config import load_config
-from visitseg.sweep import KResult, _ranks, choose_k, elbow_k
+from visitseg.preprocess import FEATURES
+from visitseg.sweep import KResult, _ranks, choose_k, elbow_k, kmeans, sweep
 
 
 def result(k, inertia, sil, db, ch, min_share=0.1):
@@ -62,3 +64,20 @@ def test_no_k_with_big_enough_clusters_falls_back_to_all_and_says_so():
 def test_ranks_average_ties():
     np.testing.assert_array_equal(_ranks([3.0, 1.0, 3.0], higher_is_better=True), [1.5, 3.0, 1.5])
     np.testing.assert_array_equal(_ranks([3.0, 1.0, 2.0], higher_is_better=False), [3.0, 1.0, 2.0])
+
+
+def test_n_init_keeps_the_lowest_cost_fit_of_each_k(spark):
+    """Uniform data has many local optima, so different seeds really give different fits."""
+    rows = np.random.default_rng(1).uniform(size=(300, 2))
+    data = spark.createDataFrame([(Vectors.dense(r),) for r in rows.tolist()], [FEATURES]).coalesce(2).cache()
+    cfg = load_config([], ["model.k_min=3", "model.k_max=5", "model.n_init=3"]).model
+    results, models = sweep(data, cfg, seed=11, k_max=5)
+    assert [r.k for r in results] == [3, 4, 5]
+    seeds_differ = False
+    for r in results:
+        costs = {11 + a: kmeans(cfg, r.k, 11 + a).fit(data).summary.trainingCost for a in range(3)}
+        seeds_differ |= len(set(costs.values())) > 1
+        assert models[r.k].summary.trainingCost == min(costs.values())
+        assert costs[models[r.k].getSeed()] == min(costs.values())
+    assert seeds_differ
+    data.unpersist()

@@ -94,6 +94,7 @@ class ModelConfig:
     max_iter: int = 40
     tol: float = 1e-4
     init_steps: int = 2
+    n_init: int = 1  # k-means runs per K in the sweep (seeds seed, seed+1, …); the lowest training cost wins
     solver: str = "block"  # block: distances by matrix products (dense data, 3-4x faster here); row; auto
     sweep_sample_rows: int = 100_000
     sweep_parallelism: int = 2  # Ks fitted at once (threads sharing the executors, like CrossValidator's parallelism)
@@ -315,7 +316,7 @@ def _validate_model(m: ModelConfig) -> None:
         raise ConfigError(f"model.k_max: must be >= model.k_min ({m.k_min}), got {m.k_max}")
     if m.k_final and m.k_final < 2:
         raise ConfigError(f"model.k_final: must be 0 (choose automatically) or >= 2, got {m.k_final}")
-    for name in ("max_iter", "init_steps", "sweep_sample_rows", "sweep_parallelism"):
+    for name in ("max_iter", "init_steps", "n_init", "sweep_sample_rows", "sweep_parallelism"):
         _positive(f"model.{name}", getattr(m, name))
     _positive("model.tol", m.tol)
     if not 0 <= m.min_cluster_share < 0.5:

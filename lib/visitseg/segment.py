@@ -143,7 +143,8 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
 
     with stages("final fit") as facts:
         if sampled or k not in models:
-            kmeans_model = kmeans(cfg.model, k, seed).fit(prepared)
+            # The seed that won this K in the sweep (best of model.n_init), so one fit on all rows suffices.
+            kmeans_model = kmeans(cfg.model, k, models[k].getSeed() if k in models else seed).fit(prepared)
         else:
             kmeans_model = models[k]  # the sweep already fitted this K on every row with the same seed
         facts.update(rows_in=table.rows, k=k, iterations=kmeans_model.summary.numIter)

@@ -64,20 +64,28 @@ def deterministic_sample(df: DataFrame, key: str, rows: int, total: int, seed: i
 def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[list[KResult], dict[int, KMeansModel]]:
     """Fit every K in k_min..k_max on `data` (persisted by the caller), then diagnose all of them together.
 
+    Each K is fitted `model.n_init` times with seeds seed, seed+1, …, keeping the lowest training cost:
+    k-means|| now and then settles in a poor local optimum, which can change the chosen K.
     The sweep data is small, so each k-means iteration is a short job whose time is mostly scheduling:
-    `model.sweep_parallelism` Ks are fitted at once from driver threads (as Spark ML's CrossValidator does
-    with `parallelism`) to keep both cores busy. Seeds are per K, so results do not depend on it.
+    `model.sweep_parallelism` fits run at once from driver threads (as Spark ML's CrossValidator does
+    with `parallelism`) to keep both cores busy. Seeds are fixed per fit, so results do not depend on it.
     """
-    def fit(k: int) -> tuple[KMeansModel, float]:
+    def fit(job: tuple[int, int]) -> tuple[KMeansModel, float]:
+        k, attempt = job
         started = time.perf_counter()
-        model = kmeans(cfg, k, seed).fit(data)
-        log.info("sweep k=%d: fitted in %d iterations, %.1fs", k, model.summary.numIter, time.perf_counter() - started)
-        return model, round(time.perf_counter() - started, 3)
+        model = kmeans(cfg, k, seed + attempt).fit(data)
+        log.info(
+            "sweep k=%d seed %d: %d iterations, training cost %.1f, %.1fs",
+            k, seed + attempt, model.summary.numIter, model.summary.trainingCost, time.perf_counter() - started,
+        )
+        return model, time.perf_counter() - started
 
     ks = list(range(cfg.k_min, k_max + 1))
+    jobs = [(k, attempt) for k in ks for attempt in range(cfg.n_init)]
     with ThreadPoolExecutor(cfg.sweep_parallelism) as pool:
-        fitted = dict(zip(ks, pool.map(fit, ks)))
-        models = {k: m for k, (m, _) in fitted.items()}
+        runs = dict(zip(jobs, pool.map(fit, jobs)))
+        models = {k: min((runs[(k, a)][0] for a in range(cfg.n_init)), key=lambda m: m.summary.trainingCost) for k in ks}
+        seconds = {k: round(sum(runs[(k, a)][1] for a in range(cfg.n_init)), 3) for k in ks}
         labelled = data.select(FEATURES)
         for k, model in models.items():
             labelled = model.setPredictionCol(f"{PREDICTION}_{k}").transform(labelled)
@@ -100,7 +108,7 @@ def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[lis
             calinski_harabasz=stats[k].calinski_harabasz,
             min_cluster_share=float(stats[k].shares.min()),
             max_cluster_share=float(stats[k].shares.max()),
-            seconds=fitted[k][1],
+            seconds=seconds[k],
         )
         log.info(
             "sweep k=%d: inertia %.1f, silhouette (%s) %.4f, Davies-Bouldin %.4f, Calinski-Harabasz %.1f, cluster shares %.3f..%.3f",
