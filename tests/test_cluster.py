@@ -44,7 +44,7 @@ def alive_workers(ui_port: int) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as response:
             return int(json.load(response)["aliveworkers"])
-    except OSError:
+    except (OSError, ValueError):  # not listening yet, or the UI answered before the master was ready (empty body)
         return 0
 
 
