@@ -74,11 +74,9 @@ def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[lis
         k, attempt = job
         started = time.perf_counter()
         model = kmeans(cfg, k, seed + attempt).fit(data)
-        log.info(
-            "sweep k=%d seed %d: %d iterations, training cost %.1f, %.1fs",
-            k, seed + attempt, model.summary.numIter, model.summary.trainingCost, time.perf_counter() - started,
-        )
-        return model, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        log.info("sweep k=%d seed %d: %d iterations, training cost %.1f, %.1fs", k, seed + attempt, model.summary.numIter, model.summary.trainingCost, elapsed)
+        return model, elapsed
 
     ks = list(range(cfg.k_min, k_max + 1))
     jobs = [(k, attempt) for k in ks for attempt in range(cfg.n_init)]
@@ -88,7 +86,7 @@ def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[lis
         seconds = {k: round(sum(runs[(k, a)][1] for a in range(cfg.n_init)), 3) for k in ks}
         labelled = data.select(FEATURES)
         for k, model in models.items():
-            labelled = model.setPredictionCol(f"{PREDICTION}_{k}").transform(labelled)
+            labelled = model.transform(labelled).withColumnRenamed(PREDICTION, f"{PREDICTION}_{k}")
         labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             d = len(models[ks[0]].clusterCenters()[0])
@@ -96,8 +94,6 @@ def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[lis
             silhouettes = dict(zip(ks, pool.map(lambda k: silhouette(labelled, FEATURES, f"{PREDICTION}_{k}"), ks)))
         finally:
             labelled.unpersist()
-            for model in models.values():
-                model.setPredictionCol(PREDICTION)
     results = []
     for k in models:
         result = KResult(
