@@ -8,7 +8,7 @@ the run's model_report.json. Medians over --runs repetitions are printed as a ta
     python scripts/benchmark.py --input data/ga360_10m --runs 3 --baseline --json bench/10m.json
 
 Stage groups: read (planning the read, the adapter's eager checks), aggregate (hits → visits,
-validation; includes the scan of the input), preprocess, sweep, final fit (final k-means, assignment,
+validation; includes the scan of the input), preprocess, sweep, final fit (final model, assignment,
 profiles), write (every Delta table, the model and the report).
 """
 
@@ -32,7 +32,7 @@ GROUPS = {
     "aggregate": ("aggregate visits", "aggregate users"),
     "preprocess": ("preprocess",),
     "sweep": ("sweep",),
-    "final fit": ("final fit", "assign and profile"),
+    "final fit": ("final model", "assign and profile"),
     "write": ("write", "save model"),
 }
 

@@ -104,6 +104,7 @@ def describe_run(summary: RunSummary) -> str:
     lines = [
         f"run {record['run_id']}: {record['n_rows']:,} rows, K = {seg.k}",
         f"  why: {seg.reason}",
+        *([f"  WARNING: {seg.weak_structure}"] if seg.weak_structure else []),
         "  segments:",
         f"    {'id':>3}  {'segment':<20} {'size':>9} {'share':>7} {'conversion':>11} {'revenue/visit':>14}",
     ]

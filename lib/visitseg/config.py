@@ -33,13 +33,15 @@ DELTA_WRITERS = ("auto", "native", "deltalake")
 WINSOR_METHODS = ("zscore", "quantile", "none")
 KMEANS_SOLVERS = ("block", "row", "auto")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Measured on the shared real exports (README "Segments on real data"): counts and amounts of real visits
+# are zero-inflated and heavy-tailed, so every default feature is log1p-transformed before clipping.
 DEFAULT_FEATURES = (
     "pageviews",
-    "hits",
     "unique_pages",
-    "time_on_site_sec",
-    "time_on_site_sec_per_pageview",
-    "hits_per_pageview",
+    "engagement_time_sec",
+    "product_views",
+    "searches",
+    "cart_steps",
     "transactions",
     "transaction_revenue",
 )
@@ -70,9 +72,14 @@ class EventsConfig:
     item_col: str = "itemid"
     transaction_col: str = "transactionid"
     revenue_col: str = ""  # optional; Retailrocket has none
+    # The event values of each funnel step; "" = the log has no such step.
     view_value: str = "view"
     add_to_cart_value: str = "addtocart"
     transaction_value: str = "transaction"
+    search_value: str = ""
+    checkout_value: str = ""
+    add_shipping_info_value: str = ""
+    add_payment_info_value: str = ""
     session_gap_minutes: float = 30.0
 
 
@@ -84,12 +91,12 @@ class FeaturesConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     features: tuple[str, ...] = DEFAULT_FEATURES
-    log1p_features: tuple[str, ...] = ()
+    log1p_features: tuple[str, ...] = DEFAULT_FEATURES  # log1p before clipping; must be a subset of features
     winsor_method: str = "zscore"  # zscore | quantile | none
     winsor_z: float = 5.0
     winsor_quantile: float = 0.001  # clip below q and above 1 - q
-    k_min: int = 2
-    k_max: int = 12
+    k_min: int = 4  # fewer segments cannot tell bouncers, browsers, shoppers and buyers apart
+    k_max: int = 10
     k_final: int = 0  # 0 = choose automatically
     max_iter: int = 40
     tol: float = 1e-4
@@ -98,18 +105,21 @@ class ModelConfig:
     solver: str = "block"  # block: distances by matrix products (dense data, 3-4x faster here); row; auto
     sweep_sample_rows: int = 100_000
     sweep_parallelism: int = 2  # Ks fitted at once (threads sharing the executors, like CrossValidator's parallelism)
-    min_cluster_share: float = 0.02
+    min_cluster_share: float = 0.005  # buyers are ~1-2% of real visits: a smaller floor would hide them
+    max_cluster_share: float = 0.6  # automatic K prefers Ks whose largest segment holds at most this share
+    min_stability: float = 0.8  # ... and whose split-half adjusted Rand index is at least this
 
 
 @dataclass(frozen=True)
 class NamingConfig:
     """Thresholds of the rule that names clusters from their profiles (README: "Segment names")."""
 
-    buyer_conversion_rate: float = 0.5  # share of visits with a transaction
+    buyer_conversion_rate: float = 0.5  # "Buyers": share of visits with a transaction at least this
     high_value_revenue_ratio: float = 1.5  # revenue per visit vs. the lowest buyer cluster's
-    bounce_rate: float = 0.5
-    cart_rate: float = 0.5  # add-to-carts per visit
-    researcher_pageviews: float = 15.0
+    bounce_rate: float = 0.8  # "Bouncers": bounce rate at least this
+    cart_rate: float = 0.5  # "Cart abandoners": share of visits with a cart step at least this ...
+    abandoner_max_conversion_rate: float = 0.1  # ... and conversion below this (also caps "Researchers")
+    researcher_pageviews: float = 15.0  # "Researchers": mean pageviews or time on site at least this
     researcher_time_on_site_sec: float = 900.0
 
 
@@ -302,7 +312,8 @@ def _validate_model(m: ModelConfig) -> None:
         raise ConfigError("model.features: must list at least one feature column")
     if len(set(m.features)) != len(m.features):
         raise ConfigError(f"model.features: lists a column twice: {list(m.features)}")
-    stray = sorted(set(m.log1p_features) - set(m.features))
+    # The default list only applies to the features it names, so `--set model.features=…` alone still works.
+    stray = sorted(set(m.log1p_features) - set(m.features)) if m.log1p_features != DEFAULT_FEATURES else []
     if stray:
         raise ConfigError(f"model.log1p_features: {stray} are not in model.features {list(m.features)}")
     _one_of("model.winsor_method", m.winsor_method, WINSOR_METHODS)
@@ -321,3 +332,7 @@ def _validate_model(m: ModelConfig) -> None:
     _positive("model.tol", m.tol)
     if not 0 <= m.min_cluster_share < 0.5:
         raise ConfigError(f"model.min_cluster_share: must be >= 0 and < 0.5, got {m.min_cluster_share}")
+    if not m.min_cluster_share < m.max_cluster_share <= 1:
+        raise ConfigError(f"model.max_cluster_share: must be > model.min_cluster_share and <= 1, got {m.max_cluster_share}")
+    if not -1 <= m.min_stability <= 1:
+        raise ConfigError(f"model.min_stability: must be an adjusted Rand index in [-1, 1], got {m.min_stability}")

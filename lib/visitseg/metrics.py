@@ -17,7 +17,7 @@ instead of two per K: the sweep data is small, and per-job overhead, not rows, d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from pyspark.ml.evaluation import ClusteringEvaluator
@@ -44,10 +44,12 @@ class ClusterStats:
 
 def squared_distance(vector: Column, centre: Sequence[float]) -> Column:
     """‖vector − centre‖² for an array column and a constant centre, with built-in functions only."""
-    return _sum_of([(vector.getItem(i) - F.lit(float(c))) ** 2 for i, c in enumerate(centre)])
+    return sum_of([(vector.getItem(i) - F.lit(float(c))) ** 2 for i, c in enumerate(centre)])
 
 
-def _sum_of(terms: list[Column]) -> Column:
+def sum_of(terms: Iterable[Column]) -> Column:
+    """The sum of columns (a chain of +, which Spark compiles to one expression)."""
+    terms = list(terms)
     total = terms[0]
     for term in terms[1:]:
         total = total + term
@@ -64,14 +66,14 @@ def cluster_stats(labelled: DataFrame, features_col: str, d: int, prediction_col
     x = [F.col("_x").getItem(i) for i in range(d)]
     sums = (
         stacked.groupBy("k", "cluster")
-        .agg(F.count(F.lit(1)).alias("n"), F.array(*[F.sum(v) for v in x]).alias("sum"), F.sum(_sum_of([v * v for v in x])).alias("sq"))
+        .agg(F.count(F.lit(1)).alias("n"), F.array(*[F.sum(v) for v in x]).alias("sum"), F.sum(sum_of([v * v for v in x])).alias("sq"))
         .collect()
     )
     mean_table = labelled.sparkSession.createDataFrame(
         [(r["k"], r["cluster"], [s / r["n"] for s in r["sum"]]) for r in sums],
         T.StructType([T.StructField("k", T.IntegerType()), T.StructField("cluster", T.IntegerType()), T.StructField("_m", T.ArrayType(T.DoubleType()))])
     )
-    distance = F.sqrt(_sum_of([(v - F.col("_m").getItem(i)) ** 2 for i, v in enumerate(x)]))
+    distance = F.sqrt(sum_of([(v - F.col("_m").getItem(i)) ** 2 for i, v in enumerate(x)]))
     distances = {
         (r["k"], r["cluster"]): r["dist"]
         for r in stacked.join(F.broadcast(mean_table), ["k", "cluster"]).groupBy("k", "cluster").agg(F.sum(distance).alias("dist")).collect()
@@ -113,3 +115,35 @@ def silhouette(predictions: DataFrame, features_col: str, prediction_col: str) -
         featuresCol=features_col, predictionCol=prediction_col, metricName="silhouette", distanceMeasure=SILHOUETTE_DISTANCE
     )
     return float(evaluator.evaluate(predictions))
+
+
+def contingency_tables(labelled: DataFrame, pairs: Mapping[int, tuple[str, str]]) -> dict[int, np.ndarray]:
+    """{k: counts of rows by (label in the first column, label in the second)} for each pair of labelling
+    columns, from one aggregation over the stacked pairs (at most k² small rows per pair reach the driver)."""
+    stacked = F.explode(F.array(*[F.struct(F.lit(k).alias("k"), F.col(a).cast("int").alias("a"), F.col(b).cast("int").alias("b")) for k, (a, b) in pairs.items()]))
+    counts = labelled.select(stacked.alias("_p")).groupBy("_p.k", "_p.a", "_p.b").count().collect()
+    tables = {}
+    for k in pairs:
+        rows = [r for r in counts if r["k"] == k]
+        size = 1 + max(max(r["a"], r["b"]) for r in rows)
+        table = np.zeros((size, size))
+        for r in rows:
+            table[r["a"], r["b"]] = r["count"]
+        tables[k] = table
+    return tables
+
+
+def adjusted_rand_index(table: np.ndarray) -> float:
+    """Hubert and Arabie's adjusted Rand index from a contingency table (scikit-learn's definition,
+    including 1.0 when both labellings are a single cluster)."""
+    def pairs(counts: np.ndarray) -> float:
+        return float((counts * (counts - 1) / 2).sum())
+
+    n = table.sum()
+    index, rows, cols = pairs(table), pairs(table.sum(axis=1)), pairs(table.sum(axis=0))
+    expected = rows * cols / (n * (n - 1) / 2) if n > 1 else 0.0
+    maximum = (rows + cols) / 2
+    if maximum == expected:
+        return 1.0
+    return float((index - expected) / (maximum - expected))
+

@@ -62,6 +62,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
             "n_rows": table.rows,
             "chosen_k": seg.k,
             "k_reason": seg.reason,
+            "weak_structure": seg.weak_structure or None,
             "sweep_rows": seg.sweep_rows,
             "sweep_sampled": seg.sampled,
             "features": list(seg.features),

@@ -4,10 +4,13 @@
 into its statement, so the fitted PipelineModel holds JVM stages only: it saves and loads with Spark's
 own persistence, and scoring runs without Python in the executors.
 
-Null handling: a null feature value is replaced by that feature's training mean before clipping (the
-feature tables have no nulls by construction; this only guards hand-made inputs). Winsorisation clips to
-mean ± z·std (`winsor_method = "zscore"`, default z = 5) or to the q and 1-q approximate quantiles
-(`"quantile"`). `log1p_features` are transformed after clipping (for heavy-tailed money/time columns).
+Null handling: a null feature value is replaced by that feature's training mean (the feature tables have
+no nulls by construction; this only guards hand-made inputs). `log1p_features` are then log1p-transformed
+(negative values floored at 0), and the result is clipped to mean ± z·std (`winsor_method = "zscore"`,
+default z = 5) or to the q and 1-q approximate quantiles (`"quantile"`), both learnt on the transformed
+values. Log first: real visit counts and amounts are zero-inflated and heavy-tailed, so the standard
+deviation of the raw values is set by a few extreme visits and a raw z-clip barely clips at all (one
+GA4 visit of 4.6 days stretched time on site over everything else).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class Winsorizer(Estimator, HasInputCols, DefaultParamsReadable, DefaultParamsWr
     method = Param(Params._dummy(), "method", "zscore | quantile | none", typeConverter=TypeConverters.toString)
     z = Param(Params._dummy(), "z", "clip at mean ± z·std (zscore)", typeConverter=TypeConverters.toFloat)
     quantile = Param(Params._dummy(), "quantile", "clip at the q and 1-q quantiles", typeConverter=TypeConverters.toFloat)
-    log1pCols = Param(Params._dummy(), "log1pCols", "columns to log1p after clipping", typeConverter=TypeConverters.toListString)
+    log1pCols = Param(Params._dummy(), "log1pCols", "columns to log1p before clipping", typeConverter=TypeConverters.toListString)
 
     @keyword_only
     def __init__(self, *, inputCols=None, method="zscore", z=5.0, quantile=0.001, log1pCols=None):
@@ -53,22 +56,24 @@ class Winsorizer(Estimator, HasInputCols, DefaultParamsReadable, DefaultParamsWr
     def _fit(self, dataset: DataFrame) -> SQLTransformer:
         cols = self.getInputCols()
         method, z, q = self.getOrDefault("method"), self.getOrDefault("z"), self.getOrDefault("quantile")
+        log1p = set(self.getOrDefault("log1pCols"))
+        means = dataset.agg(*[F.avg(c).alias(c) for c in cols]).first()
+        # The value before clipping, as SQL text: the learnt mean fills nulls, then the optional log1p.
+        filled = {c: f"coalesce(CAST(`{c}` AS DOUBLE), {_double(means[c])})" for c in cols}
+        before_clip = {c: f"log1p(greatest({v}, CAST(0 AS DOUBLE)))" if c in log1p else v for c, v in filled.items()}
+        values = dataset.select(*[F.expr(v).alias(c) for c, v in before_clip.items()])
         aggs = [F.avg(c).alias(f"{c}__mean") for c in cols] + [F.stddev_pop(c).alias(f"{c}__std") for c in cols]
         if method == "quantile":
             aggs += [F.percentile_approx(c, [q, 1 - q], QUANTILE_ACCURACY).alias(f"{c}__q") for c in cols]
-        stats = dataset.agg(*aggs).first()
-        log1p = set(self.getOrDefault("log1pCols"))
+        stats = values.agg(*aggs).first()
         selects = []
         for c in cols:
-            mean, std = stats[f"{c}__mean"], stats[f"{c}__std"] or 0.0
-            value = f"coalesce(CAST(`{c}` AS DOUBLE), {_double(mean)})"
+            value, mean, std = before_clip[c], stats[f"{c}__mean"], stats[f"{c}__std"] or 0.0
             if method == "zscore":
                 value = f"least(greatest({value}, {_double(mean - z * std)}), {_double(mean + z * std)})"
             elif method == "quantile":
                 low, high = stats[f"{c}__q"]
                 value = f"least(greatest({value}, {_double(low)}), {_double(high)})"
-            if c in log1p:
-                value = f"log1p(greatest({value}, CAST(0 AS DOUBLE)))"
             selects.append(f"{value} AS `{c}{PREPARED_SUFFIX}`")
         return SQLTransformer(statement=f"SELECT *, {', '.join(selects)} FROM __THIS__")
 

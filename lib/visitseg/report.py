@@ -29,6 +29,7 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("n_rows", T.LongType()),
         T.StructField("chosen_k", T.IntegerType()),
         T.StructField("k_reason", T.StringType()),
+        T.StructField("weak_structure", T.StringType()),  # null, or why the chosen K's clusters are weak
         T.StructField("sweep_rows", T.LongType()),
         T.StructField("sweep_sampled", T.BooleanType()),
         T.StructField("features", T.ArrayType(T.StringType())),

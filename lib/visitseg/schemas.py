@@ -13,11 +13,25 @@ PAGE = "PAGE"
 EVENT = "EVENT"
 TRANSACTION = "TRANSACTION"
 
-# ecommerce_action values (GA360 eCommerceAction.action_type, GA4 event names and flat-log events map here)
+# ecommerce_action values: the funnel steps (GA360 eCommerceAction.action_type, GA4 event names and
+# flat-log events map here). A PURCHASE hit is one transaction record: GA360's hit carrying the
+# transaction revenue, GA4's `purchase` event, the flat log's transaction event.
+SEARCH = "search"
 PRODUCT_VIEW = "product_view"
 ADD_TO_CART = "add_to_cart"
 CHECKOUT = "checkout"
+ADD_SHIPPING_INFO = "add_shipping_info"
+ADD_PAYMENT_INFO = "add_payment_info"
 PURCHASE = "purchase"
+# The visit feature counting each funnel step's hits (PURCHASE is counted as `transactions`).
+FUNNEL_COUNTS = {
+    SEARCH: "searches",
+    PRODUCT_VIEW: "product_views",
+    ADD_TO_CART: "add_to_carts",
+    CHECKOUT: "checkouts",
+    ADD_SHIPPING_INFO: "shipping_infos",
+    ADD_PAYMENT_INFO: "payment_infos",
+}
 
 HIT_SCHEMA = T.StructType(
     [
@@ -37,6 +51,8 @@ HIT_SCHEMA = T.StructType(
         T.StructField("medium", T.StringType(), True),
         T.StructField("device", T.StringType(), True),
         T.StructField("country", T.StringType(), True),
+        T.StructField("engagement_ms", T.LongType(), True),  # GA4 engagement_time_msec; null elsewhere
+        T.StructField("session_engaged", T.BooleanType(), True),  # GA4 session_engaged flag; null elsewhere
     ]
 )
 
@@ -61,14 +77,18 @@ VISIT_FEATURES_SCHEMA = T.StructType(
         T.StructField("transaction_revenue", T.DoubleType(), False),
         T.StructField("time_on_site_sec_per_pageview", T.DoubleType(), False),
         T.StructField("hits_per_pageview", T.DoubleType(), False),
-        T.StructField("product_views", T.LongType(), False),
-        T.StructField("add_to_carts", T.LongType(), False),
+        *[T.StructField(name, T.LongType(), False) for name in FUNNEL_COUNTS.values()],
+        T.StructField("cart_steps", T.LongType(), False),  # add_to_carts + checkouts + shipping_infos + payment_infos
+        T.StructField("engagement_time_sec", T.DoubleType(), False),
         T.StructField("is_bounce", T.BooleanType(), False),
         T.StructField("run_id", T.StringType(), False),
     ]
 )
-VISIT_COUNT_COLUMNS = ("pageviews", "hits", "unique_pages", "transactions", "product_views", "add_to_carts")
-VISIT_AMOUNT_COLUMNS = ("time_on_site_sec", "transaction_revenue")
+VISIT_COUNT_COLUMNS = ("pageviews", "hits", "unique_pages", "transactions", *FUNNEL_COUNTS.values(), "cart_steps")
+# The steps between viewing a product and buying it. One feature for all of them, because sites track
+# different subsets (the GA4 sample has almost no add_to_cart events, yet thousands of checkout steps).
+CART_STEPS = ("add_to_carts", "checkouts", "shipping_infos", "payment_infos")
+VISIT_AMOUNT_COLUMNS = ("time_on_site_sec", "transaction_revenue", "engagement_time_sec")
 
 USER_FEATURES_SCHEMA = T.StructType(
     [

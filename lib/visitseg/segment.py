@@ -24,7 +24,7 @@ from visitseg.naming import Profile, segment_names, stable_order
 from visitseg.preprocess import FEATURES, fit_preprocessing, usable_features
 from visitseg.scoring import RAW_CLUSTER, with_nearest_centre
 from visitseg.spark import StageLog
-from visitseg.sweep import KResult, choose_k, deterministic_sample, kmeans, sweep
+from visitseg.sweep import KResult, choose_k, deterministic_sample, fixed_layout, kmeans, sweep, weak_structure
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ GRAINS = {
             "conversion_rate": "CAST(transactions > 0 AS DOUBLE)",
             "revenue_per_visit": "transaction_revenue",
             "bounce_rate": "CAST(is_bounce AS DOUBLE)",
-            "cart_rate": "add_to_carts",
+            "cart_rate": "CAST(cart_steps > 0 AS DOUBLE)",
             "pageviews": "pageviews",
             "time_on_site_sec": "time_on_site_sec",
         },
@@ -73,7 +73,7 @@ GRAINS = {
             "conversion_rate": "CAST(transactions > 0 AS DOUBLE)",
             "revenue_per_visit": "revenue / sessions",
             "bounce_rate": "CAST(total_views <= 1 AND sessions = 1 AS DOUBLE)",
-            "cart_rate": "add_to_carts / sessions",
+            "cart_rate": "CAST(add_to_carts > 0 AS DOUBLE)",
             "pageviews": "views_per_session",
             "time_on_site_sec": "CAST(0 AS DOUBLE)",
         },
@@ -85,6 +85,7 @@ GRAINS = {
 class Segmentation:
     k: int
     reason: str
+    weak_structure: str  # "" when the chosen K's clusters are well separated and stable
     results: list[KResult]
     sweep_rows: int
     sampled: bool
@@ -122,32 +123,29 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         facts.update(rows_in=table.rows, features=len(usable.kept), dropped=",".join(usable.dropped) or "none")
 
     with stages("sweep") as facts:
+        # The deterministic sample in one fixed layout (see `sweep`): the fits depend on data and seed only.
         sample = deterministic_sample(prepared, grain.key, cfg.model.sweep_sample_rows, table.rows, seed)
         sampled = sample is not prepared
-        if not sampled:
-            prepared = sample = prepared.persist(StorageLevel.MEMORY_AND_DISK)
-        else:
-            # The sample is small: one partition per core. The sweep runs hundreds of short jobs, and the
-            # parent's partitioning multiplied their tasks (measured: K=2..6 on 100k rows, 28.8 s → 19.4 s).
-            sample = sample.coalesce(spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
-        sweep_rows = sample.count() if sampled else table.rows
+        sample = fixed_layout(sample, grain.key).persist(StorageLevel.MEMORY_AND_DISK)
+        sweep_rows = sample.count()
         k_max = min(cfg.model.k_max, sweep_rows - 1)
         if k_max < cfg.model.k_min:
             raise_too_few(sweep_rows, cfg)
         if k_max < cfg.model.k_max:
             log.warning("model: only %d rows to sweep, so K stops at %d instead of %d", sweep_rows, k_max, cfg.model.k_max)
-        results, models = sweep(sample, cfg.model, seed, k_max)
+        results, models = sweep(sample, grain.key, cfg.model, seed, k_max)
         k, reason = choose_k(results, cfg.model)
         log.info("model: chose %s", reason)
         facts.update(rows_in=sweep_rows, sampled=sampled, k=k)
 
-    with stages("final fit") as facts:
-        if sampled or k not in models:
-            # The seed that won this K in the sweep (best of model.n_init), so one fit on all rows suffices.
-            kmeans_model = kmeans(cfg.model, k, models[k].getSeed() if k in models else seed).fit(prepared)
-        else:
-            kmeans_model = models[k]  # the sweep already fitted this K on every row with the same seed
-        facts.update(rows_in=table.rows, k=k, iterations=kmeans_model.summary.numIter)
+    with stages("final model") as facts:
+        # The sweep's fit at the chosen K is the model; only a model.k_final outside the sweep is fitted here.
+        kmeans_model = models[k] if k in models else kmeans(cfg.model, k, seed).fit(sample)
+        chosen = next((r for r in results if r.k == k), None)
+        weak = weak_structure(chosen, cfg.model) if chosen else ""
+        if weak:
+            log.warning("model: %s", weak)
+        facts.update(rows_in=sweep_rows, k=k, iterations=kmeans_model.summary.numIter, weak_structure=bool(weak))
 
     with stages("assign and profile") as facts:
         raw_centres = np.array(kmeans_model.clusterCenters())
@@ -164,7 +162,7 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
             )
             .collect()
         )
-        ordered = stable_order([_profile(r) for r in profile_rows])
+        ordered = stable_order([_profile(r, dict(zip(usable.kept, raw_centres[int(r[RAW_CLUSTER])]))) for r in profile_rows])
         names = segment_names(ordered, cfg.naming)
         by_raw = {int(r[RAW_CLUSTER]): r for r in profile_rows}
         total = sum(p.n for p in ordered)
@@ -184,6 +182,7 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
     return Segmentation(
         k=k,
         reason=reason,
+        weak_structure=weak,
         results=results,
         sweep_rows=sweep_rows,
         sampled=sampled,
@@ -205,7 +204,7 @@ def raise_too_few(rows: int, cfg: Config) -> None:
     )
 
 
-def _profile(row) -> Profile:
+def _profile(row, standardized: dict[str, float]) -> Profile:
     return Profile(
         raw_id=int(row[RAW_CLUSTER]),
         n=int(row["n"]),
@@ -215,6 +214,7 @@ def _profile(row) -> Profile:
         cart_rate=float(row["cart_rate"] or 0.0),
         pageviews=float(row["pageviews"] or 0.0),
         time_on_site_sec=float(row["time_on_site_sec"] or 0.0),
+        standardized={name: float(z) for name, z in standardized.items()},
     )
 
 
@@ -228,7 +228,7 @@ def _centre_row(cluster_id, name, profile: Profile, row, numeric, features, stan
         "conversion_rate": profile.conversion_rate,
         "revenue_per_visit": profile.revenue_per_visit,
         "bounce_rate": profile.bounce_rate,
-        "add_to_cart_rate": profile.cart_rate,
+        "cart_rate": profile.cart_rate,
         **{c: float(row[f"mean_{c}"]) for c in numeric},
         "standardized": {f: float(v) for f, v in zip(features, standardized)},
         "features": list(features),
@@ -242,7 +242,7 @@ def centers_schema(grain: Grain, numeric: list[str]) -> T.StructType:
         T.StructField("cluster_id", T.IntegerType()),
         T.StructField("segment", T.StringType()),
         T.StructField(grain.count_col, T.LongType()),
-        *[T.StructField(c, d) for c in ("share", "conversion_rate", "revenue_per_visit", "bounce_rate", "add_to_cart_rate")],
+        *[T.StructField(c, d) for c in ("share", "conversion_rate", "revenue_per_visit", "bounce_rate", "cart_rate")],
         *[T.StructField(c, d) for c in numeric],
         T.StructField("standardized", T.MapType(T.StringType(), d)),
         T.StructField("features", T.ArrayType(T.StringType())),
@@ -261,6 +261,7 @@ DIAGNOSTICS_SCHEMA = T.StructType(
         T.StructField("calinski_harabasz", T.DoubleType()),
         T.StructField("min_cluster_share", T.DoubleType()),
         T.StructField("max_cluster_share", T.DoubleType()),
+        T.StructField("stability", T.DoubleType()),  # split-half adjusted Rand index
         T.StructField("sweep_rows", T.LongType()),
         T.StructField("sampled", T.BooleanType()),
         T.StructField("fit_seconds", T.DoubleType()),
@@ -273,7 +274,7 @@ def diagnostics_frame(spark: SparkSession, results: list[KResult], k: int, rows:
     return spark.createDataFrame(
         [
             (run_id, r.k, r.inertia, r.silhouette, SILHOUETTE_DISTANCE, r.davies_bouldin, r.calinski_harabasz,
-             r.min_cluster_share, r.max_cluster_share, rows, sampled, r.seconds, r.k == k)
+             r.min_cluster_share, r.max_cluster_share, r.stability, rows, sampled, r.seconds, r.k == k)
             for r in results
         ],
         DIAGNOSTICS_SCHEMA,

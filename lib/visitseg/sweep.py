@@ -1,12 +1,28 @@
-"""The K sweep: Spark ML KMeans for each K, its four diagnostics, and the rule that picks K.
+"""The K sweep: Spark ML KMeans for each K, its diagnostics, split-half stability, and the rule that picks K.
 
-Automatic K (unless `model.k_final` is set), among the Ks whose smallest cluster holds at least
-`model.min_cluster_share` of the rows (all Ks if none does):
+Fits that depend on the data and seed only. Spark's k-means|| draws its initial centres per partition
+(the partition index seeds each draw) and reads rows in partition order, so the same rows laid out in
+other partitions — another core count, a cluster instead of a laptop — give other centres. The sweep
+therefore runs on one fixed layout: the deterministic sample (chosen by a hash of the key) in a single
+partition, sorted by key (`fixed_layout`). One partition also means each of the sweep's many short
+jobs is one task. The final model is the sweep's fit at the chosen K; every row is then assigned to its
+nearest centre, so no further fit can land in another optimum.
+
+Stability per K: the sample is split in two disjoint halves by another hash of the key; K is fitted on
+each half, both fits label the whole sample, and the adjusted Rand index of the two labellings is the
+K's stability (1 = the same partition of the visits, ~0 = chance agreement).
+
+Automatic K (unless `model.k_final` is set). First the eligible Ks, those that meet every condition:
+  * largest cluster <= `model.max_cluster_share` (one segment holding most visits tells an analyst little),
+  * smallest cluster >= `model.min_cluster_share`,
+  * stability >= `model.min_stability`.
+When no K meets them all, conditions are dropped in this order until some K does: stability, smallest
+cluster, largest cluster; the reason names what was dropped (a sign of weak structure). Among the
+eligible Ks:
   1. each metric votes for its best K — silhouette (highest), Davies–Bouldin (lowest), Calinski–Harabasz
      (highest), every K tied for best getting the vote; the K with the most votes wins;
-  2. a tie in votes goes to the best combined rank (ranks summed, ties averaged);
-  3. then to the K nearest the inertia elbow (the K farthest below the straight line from the first to
-     the last point of the normalised inertia curve), then to the smaller K.
+  2. a tie in votes goes to the best combined rank of the three metrics and stability (ties averaged);
+  3. then to the K nearest the inertia elbow, then to the smaller K.
 Votes rather than rank sums first: Calinski–Harabasz tends to keep growing with K on large, well-separated
 data, and a pure rank sum lets it outvote silhouette and Davies–Bouldin when both agree.
 """
@@ -25,13 +41,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from visitseg.config import ModelConfig
-from visitseg.metrics import SILHOUETTE_DISTANCE, cluster_stats, silhouette
+from visitseg.metrics import SILHOUETTE_DISTANCE, adjusted_rand_index, cluster_stats, contingency_tables, silhouette
 from visitseg.preprocess import FEATURES
 
 log = logging.getLogger(__name__)
 
 PREDICTION = "prediction"
 SAMPLE_UNIT = 2**62
+WEAK_SILHOUETTE = 0.25  # below this, Kaufman & Rousseeuw's "no substantial structure"
+HALF_SALT = 7_919  # the halves' hash differs from the sample's (seed + this)
+ALL = -1  # the whole sweep sample, as opposed to half 0 or half 1
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,7 @@ class KResult:
     min_cluster_share: float
     max_cluster_share: float
     seconds: float
+    stability: float = 1.0  # adjusted Rand index between the fits on the two halves of the sample
 
 
 def kmeans(cfg: ModelConfig, k: int, seed: int) -> KMeans:
@@ -61,37 +81,55 @@ def deterministic_sample(df: DataFrame, key: str, rows: int, total: int, seed: i
     return df.filter(F.pmod(F.xxhash64(F.col(key), F.lit(seed)), F.lit(SAMPLE_UNIT)) < F.lit(threshold))
 
 
-def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[list[KResult], dict[int, KMeansModel]]:
-    """Fit every K in k_min..k_max on `data` (persisted by the caller), then diagnose all of them together.
+def fixed_layout(df: DataFrame, key: str) -> DataFrame:
+    """The rows in one partition, sorted by the (unique) key: the same layout on any cluster."""
+    return df.repartition(1).sortWithinPartitions(key)
+
+
+def half(df: DataFrame, key: str, seed: int, which: int) -> DataFrame:
+    """One of two disjoint halves (which = 0 or 1) by a hash of the key; keeps the order of `df`."""
+    return df.filter(F.pmod(F.xxhash64(F.col(key), F.lit(seed + HALF_SALT)), F.lit(2)) == which)
+
+
+def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) -> tuple[list[KResult], dict[int, KMeansModel]]:
+    """Fit every K in k_min..k_max on `data` (persisted, in `fixed_layout`, by the caller), fit each K on
+    both halves for its stability, then diagnose all of them together.
 
     Each K is fitted `model.n_init` times with seeds seed, seed+1, …, keeping the lowest training cost:
     k-means|| now and then settles in a poor local optimum, which can change the chosen K.
     The sweep data is small, so each k-means iteration is a short job whose time is mostly scheduling:
     `model.sweep_parallelism` fits run at once from driver threads (as Spark ML's CrossValidator does
-    with `parallelism`) to keep both cores busy. Seeds are fixed per fit, so results do not depend on it.
+    with `parallelism`) to keep the cores busy. Seeds are fixed per fit, so results do not depend on it.
     """
-    def fit(job: tuple[int, int]) -> tuple[KMeansModel, float]:
-        k, attempt = job
+    parts = {ALL: data, 0: half(data, key, seed, 0), 1: half(data, key, seed, 1)}
+
+    def fit(job: tuple[int, int, int]) -> tuple[KMeansModel, float]:
+        k, attempt, part = job
         started = time.perf_counter()
-        model = kmeans(cfg, k, seed + attempt).fit(data)
+        model = kmeans(cfg, k, seed + attempt).fit(parts[part])
         elapsed = time.perf_counter() - started
-        log.info("sweep k=%d seed %d: %d iterations, training cost %.1f, %.1fs", k, seed + attempt, model.summary.numIter, model.summary.trainingCost, elapsed)
+        log.info(
+            "sweep k=%d seed %d on %s: %d iterations, training cost %.1f, %.1fs",
+            k, seed + attempt, "all rows" if part == ALL else f"half {part}", model.summary.numIter, model.summary.trainingCost, elapsed,
+        )
         return model, elapsed
 
     ks = list(range(cfg.k_min, k_max + 1))
-    jobs = [(k, attempt) for k in ks for attempt in range(cfg.n_init)]
+    jobs = [(k, attempt, ALL) for k in ks for attempt in range(cfg.n_init)] + [(k, 0, part) for k in ks for part in (0, 1)]
     with ThreadPoolExecutor(cfg.sweep_parallelism) as pool:
         runs = dict(zip(jobs, pool.map(fit, jobs)))
-        models = {k: min((runs[(k, a)][0] for a in range(cfg.n_init)), key=lambda m: m.summary.trainingCost) for k in ks}
-        seconds = {k: round(sum(runs[(k, a)][1] for a in range(cfg.n_init)), 3) for k in ks}
+        models = {k: min((runs[(k, a, ALL)][0] for a in range(cfg.n_init)), key=lambda m: m.summary.trainingCost) for k in ks}
+        seconds = {k: round(sum(runs[job][1] for job in jobs if job[0] == k), 3) for k in ks}
         labelled = data.select(FEATURES)
-        for k, model in models.items():
-            labelled = model.transform(labelled).withColumnRenamed(PREDICTION, f"{PREDICTION}_{k}")
+        labellings = {(k, ALL): model for k, model in models.items()} | {(k, part): runs[(k, 0, part)][0] for k in ks for part in (0, 1)}
+        for (k, part), model in labellings.items():
+            labelled = model.transform(labelled).withColumnRenamed(PREDICTION, _label_col(k, part))
         labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             d = len(models[ks[0]].clusterCenters()[0])
-            stats = cluster_stats(labelled, FEATURES, d, {k: f"{PREDICTION}_{k}" for k in ks})
-            silhouettes = dict(zip(ks, pool.map(lambda k: silhouette(labelled, FEATURES, f"{PREDICTION}_{k}"), ks)))
+            stats = cluster_stats(labelled, FEATURES, d, {k: _label_col(k, ALL) for k in ks})
+            agreement = contingency_tables(labelled, {k: (_label_col(k, 0), _label_col(k, 1)) for k in ks})
+            silhouettes = dict(zip(ks, pool.map(lambda k: silhouette(labelled, FEATURES, _label_col(k, ALL)), ks)))
         finally:
             labelled.unpersist()
     results = []
@@ -105,14 +143,20 @@ def sweep(data: DataFrame, cfg: ModelConfig, seed: int, k_max: int) -> tuple[lis
             min_cluster_share=float(stats[k].shares.min()),
             max_cluster_share=float(stats[k].shares.max()),
             seconds=seconds[k],
+            stability=adjusted_rand_index(agreement[k]),
         )
         log.info(
-            "sweep k=%d: inertia %.1f, silhouette (%s) %.4f, Davies-Bouldin %.4f, Calinski-Harabasz %.1f, cluster shares %.3f..%.3f",
+            "sweep k=%d: inertia %.1f, silhouette (%s) %.4f, Davies-Bouldin %.4f, Calinski-Harabasz %.1f, "
+            "cluster shares %.3f..%.3f, stability (split-half ARI) %.3f",
             k, result.inertia, SILHOUETTE_DISTANCE, result.silhouette, result.davies_bouldin, result.calinski_harabasz,
-            result.min_cluster_share, result.max_cluster_share,
+            result.min_cluster_share, result.max_cluster_share, result.stability,
         )
         results.append(result)
     return results, models
+
+
+def _label_col(k: int, part: int) -> str:
+    return f"{PREDICTION}_{k}" if part == ALL else f"{PREDICTION}_{k}_half{part}"
 
 
 def _ranks(values: list[float], higher_is_better: bool) -> np.ndarray:
@@ -139,22 +183,50 @@ def choose_k(results: list[KResult], cfg: ModelConfig) -> tuple[int, str]:
     """The chosen K and a sentence that says why."""
     if cfg.k_final:
         return cfg.k_final, f"k={cfg.k_final} set by model.k_final"
-    eligible = [r for r in results if r.min_cluster_share >= cfg.min_cluster_share]
-    scope = f"among Ks whose smallest cluster holds >= {cfg.min_cluster_share:.1%} of rows"
+    conditions = [
+        (f"largest cluster <= {cfg.max_cluster_share:.1%}", lambda r: r.max_cluster_share <= cfg.max_cluster_share),
+        (f"smallest cluster >= {cfg.min_cluster_share:.1%}", lambda r: r.min_cluster_share >= cfg.min_cluster_share),
+        (f"stability >= {cfg.min_stability:g}", lambda r: r.stability >= cfg.min_stability),
+    ]
+    kept, eligible = len(conditions), results
+    while kept:
+        eligible = [r for r in results if all(holds(r) for _, holds in conditions[:kept])]
+        if eligible:
+            break
+        kept -= 1
     if not eligible:
         eligible = results
-        scope = f"no K kept every cluster >= {cfg.min_cluster_share:.1%} of rows, so among all Ks"
+    scope = "among Ks with " + ", ".join(name for name, _ in conditions[:kept]) if kept else "among all Ks"
+    if kept < len(conditions):
+        scope += f" (no K also had {', '.join(name for name, _ in conditions[kept:])})"
     sil = _ranks([r.silhouette for r in eligible], higher_is_better=True)
     db = _ranks([r.davies_bouldin for r in eligible], higher_is_better=False)
     ch = _ranks([r.calinski_harabasz for r in eligible], higher_is_better=True)
+    stab = _ranks([r.stability for r in eligible], higher_is_better=True)
     votes = (sil == sil.min()).astype(int) + (db == db.min()).astype(int) + (ch == ch.min()).astype(int)
-    combined = sil + db + ch
+    combined = sil + db + ch + stab
     elbow = elbow_k(results)
     best = min(range(len(eligible)), key=lambda i: (-votes[i], combined[i], abs(eligible[i].k - elbow), eligible[i].k))
     r = eligible[best]
     reason = (
         f"k={r.k}: best for {votes[best]} of 3 metrics, combined rank {combined[best]:g}, {scope} "
         f"(silhouette {r.silhouette:.4f} rank {sil[best]:g}, Davies-Bouldin {r.davies_bouldin:.4f} rank {db[best]:g}, "
-        f"Calinski-Harabasz {r.calinski_harabasz:.1f} rank {ch[best]:g}); inertia elbow at k={elbow}"
+        f"Calinski-Harabasz {r.calinski_harabasz:.1f} rank {ch[best]:g}, stability {r.stability:.3f} rank {stab[best]:g}); "
+        f"inertia elbow at k={elbow}"
     )
     return r.k, reason
+
+
+def weak_structure(result: KResult, cfg: ModelConfig) -> str:
+    """A sentence saying why the chosen K's clusters are weak, or "" when they are not."""
+    problems = []
+    if result.silhouette < WEAK_SILHOUETTE:
+        problems.append(f"silhouette {result.silhouette:.3f} < {WEAK_SILHOUETTE}")
+    if result.stability < cfg.min_stability:
+        problems.append(f"split-half stability {result.stability:.3f} < model.min_stability {cfg.min_stability:g}")
+    if not problems:
+        return ""
+    return (
+        f"weak cluster structure at k={result.k} ({'; '.join(problems)}): the segments are not well separated or "
+        f"change with the sample; read them as a rough partition, or fix K with model.k_final"
+    )

@@ -56,9 +56,12 @@ def channel_grouping(source: Column, medium: Column) -> Column:
     )
 
 
+NOT_SET = ("(not set)", "")
+
+
 def null_if_not_set(value: Column) -> Column:
     """GA writes "(not set)" where a value is missing; treat it as null."""
-    return F.when(value.isin("(not set)", ""), F.lit(None)).otherwise(value)
+    return F.when(value.isin(*NOT_SET), F.lit(None)).otherwise(value)
 
 
 def to_hit_table(df: DataFrame) -> DataFrame:

@@ -15,7 +15,18 @@ from pyspark.sql import types as T
 from visitseg.config import Config, EventsConfig
 from visitseg.ingest.common import in_date_window, to_hit_table
 from visitseg.ingest.files import read_raw
-from visitseg.schemas import ADD_TO_CART, EVENT, PAGE, PRODUCT_VIEW, PURCHASE, TRANSACTION
+from visitseg.schemas import (
+    ADD_PAYMENT_INFO,
+    ADD_SHIPPING_INFO,
+    ADD_TO_CART,
+    CHECKOUT,
+    EVENT,
+    PAGE,
+    PRODUCT_VIEW,
+    PURCHASE,
+    SEARCH,
+    TRANSACTION,
+)
 from visitseg.sessionize import with_sessions
 from visitseg.validate import check_rows, require_columns
 
@@ -53,10 +64,24 @@ def _id_text(df: DataFrame, name: str) -> Column:
     return F.when(F.col(name).cast("string") != "", F.col(name).cast("string"))
 
 
+def funnel_values(cfg: EventsConfig) -> dict[str, str]:
+    """Funnel step → the configured event value, for the steps this log has."""
+    values = {
+        SEARCH: cfg.search_value,
+        PRODUCT_VIEW: cfg.view_value,
+        ADD_TO_CART: cfg.add_to_cart_value,
+        CHECKOUT: cfg.checkout_value,
+        ADD_SHIPPING_INFO: cfg.add_shipping_info_value,
+        ADD_PAYMENT_INFO: cfg.add_payment_info_value,
+        PURCHASE: cfg.transaction_value,
+    }
+    return {step: value for step, value in values.items() if value}
+
+
 def hits_from_events(events: DataFrame, cfg: EventsConfig) -> DataFrame:
     """Sessionise mapped events (ts_ms, hit_ts, user_key, event, product_id, transaction_id, revenue)."""
     event = F.col("event")
-    action = F.when(event == cfg.view_value, PRODUCT_VIEW).when(event == cfg.add_to_cart_value, ADD_TO_CART).when(event == cfg.transaction_value, PURCHASE)
+    action = F.coalesce(*[F.when(event == value, F.lit(step)) for step, value in funnel_values(cfg).items()])
     typed = events.select(
         "user_key",
         "hit_ts",
@@ -74,5 +99,7 @@ def hits_from_events(events: DataFrame, cfg: EventsConfig) -> DataFrame:
             "*",
             F.to_date("visit_start_ts").alias("visit_date"),
             *[F.lit(None).cast("string").alias(c) for c in ("channel", "source", "medium", "device", "country")],
+            F.lit(None).alias("engagement_ms"),
+            F.lit(None).alias("session_engaged"),
         )
     )

@@ -3,6 +3,16 @@
 Quirks handled here: INT64 fields arrive as strings in BigQuery's JSON export; `hits.time` is milliseconds
 since `visitStartTime` (epoch seconds); `transactionRevenue` is in micros (1,000,000 = one currency unit);
 `date` is YYYYMMDD in the view's time zone; `eCommerceAction.action_type` is a code in a string.
+
+A transaction is a hit carrying `transaction.transactionRevenue` (GA repeats the transaction id on the
+following order-confirmation hit without revenue; that hit is no second transaction).
+
+Session metrics follow the export's own `totals` where the rows have them (every real export does):
+pageviews, hits, transactions, revenue (`totalTransactionRevenue`) and bounce (`totals.bounces`) are
+then GA's numbers, which is what GA's reports show. Measured on the shared real day, the hits alone
+give the same numbers except for 2 sessions' revenue (GA's totals are 4.00 and 8.00 USD below the sum
+of their two transaction hits, which repeat one id) and 7 sessions' bounce (two interaction hits, yet
+`totals.bounces` = 1). Rows without `totals` (hand-made inputs) fall back to the hit-derived values.
 """
 
 from __future__ import annotations
@@ -12,9 +22,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg.config import Config
-from visitseg.ingest.common import in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
+from visitseg.ingest.common import NOT_SET, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
 from visitseg.ingest.files import read_raw
-from visitseg.schemas import ADD_TO_CART, CHECKOUT, PAGE, PRODUCT_VIEW, PURCHASE
+from visitseg.schemas import ADD_TO_CART, CHECKOUT, FUNNEL_COUNTS, PAGE, PRODUCT_VIEW, PURCHASE
 from visitseg.validate import check_unique_keys, require_columns
 from visitseg.visits import finish_visits
 
@@ -28,6 +38,7 @@ GA360_JSON_SCHEMA = struct_type(
     visitStartTime=_S,
     date=_S,
     channelGrouping=_S,
+    totals=struct_type(hits=_S, pageviews=_S, bounces=_S, transactions=_S, totalTransactionRevenue=_S),
     trafficSource=struct_type(source=_S, medium=_S),
     device=struct_type(deviceCategory=_S),
     geoNetwork=struct_type(country=_S),
@@ -64,11 +75,13 @@ REQUIRED = {
     "hits.transaction.transactionRevenue": "number",
     "hits.product.productSKU": "string",
 }
+# Checked when the input has `totals` (the reader falls back to the hits without it).
+TOTALS = {f"totals.{name}": "integer" for name in ("hits", "pageviews", "bounces", "transactions", "totalTransactionRevenue")}
 
-# eCommerceAction.action_type codes (GA360 export schema): 2 detail view, 3 add to cart, 5 checkout, 6 purchase.
-ACTION_CODES = {"2": PRODUCT_VIEW, "3": ADD_TO_CART, "5": CHECKOUT, "6": PURCHASE}
+# eCommerceAction.action_type codes (GA360 export schema): 2 detail view, 3 add to cart, 5 checkout.
+# Code 6 (purchase) is not used: the transaction hit (with revenue) is the purchase, see the module doc.
+ACTION_CODES = {"2": PRODUCT_VIEW, "3": ADD_TO_CART, "5": CHECKOUT}
 MICROS = 1_000_000
-VISIT_ACTIONS = {"2": "product_views", "3": "add_to_carts"}  # the action counts a visit row carries
 
 
 def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
@@ -95,7 +108,9 @@ def read_visits(spark: SparkSession, cfg: Config) -> DataFrame:
 
 def read_sessions(spark: SparkSession, cfg: Config) -> DataFrame:
     raw = read_raw(spark, cfg.input, GA360_JSON_SCHEMA)
-    require_columns(raw, REQUIRED, "ga360 input")
+    require_columns(raw, {**REQUIRED, **(TOTALS if "totals" in raw.columns else {})}, "ga360 input")
+    if "totals" not in raw.columns:
+        raw = raw.withColumn("totals", F.lit(None).cast(GA360_JSON_SCHEMA["totals"].dataType))
     return sessions_in_window(raw, cfg)
 
 
@@ -111,34 +126,62 @@ def sessions_in_window(raw: DataFrame, cfg: Config) -> DataFrame:
         null_if_not_set(F.col("trafficSource.medium")).alias("medium"),
         null_if_not_set(F.col("device.deviceCategory")).alias("device"),
         null_if_not_set(F.col("geoNetwork.country")).alias("country"),
+        F.col("totals"),
         F.col("hits"),
     )
 
 
 def visits_from_sessions(sessions: DataFrame, run_id: str) -> DataFrame:
-    """Visit features from the nested hits, with the definitions of `visits.visit_features`."""
-    hits = F.col("hits")
+    """Visit features from the nested hits (GA's `totals` where present), with the definitions of
+    `visits.visit_features`."""
+    hits, totals = F.col("hits"), F.col("totals")
     hit_ms = hits["time"].cast("array<bigint>")
     # Distinct (type, path) pairs, then the PAGE ones among them: the same count as distinct paths of PAGE
     # hits, without a lambda (higher-order functions are interpreted and cost ~3x more at 10M hits).
     pairs = F.array_distinct(F.arrays_zip(hits["type"], hits["page"]["pagePath"]).cast("array<struct<type:string,path:string>>"))
     page_without_path = F.struct(F.lit(PAGE).alias("type"), F.lit(None).cast("string").alias("path"))
     unique_pages = _count_equal(pairs["type"], PAGE) - F.when(F.array_contains(pairs, page_without_path), 1).otherwise(0)
-    transaction_ids = F.array_remove(F.array_remove(hits["transaction"]["transactionId"], "(not set)"), "")
-    revenue_micros = F.array_compact(hits["transaction"]["transactionRevenue"].cast("array<double>"))
     start_micros = F.col("visit_start_sec") * 1_000_000
+    has_totals = totals["hits"].isNotNull()
+
+    def from_totals(name: str, derived: Column) -> Column:
+        # GA leaves a total null where it is 0; the hit-derived value is computed only without totals.
+        return F.when(has_totals, F.coalesce(totals[name].cast("long"), F.lit(0))).otherwise(derived)
+
+    transactions, revenue_micros = _transactions(hits["transaction"])
     visits = sessions.filter(F.size(hits["type"]) > 0).select(
         "visit_key", "user_key", "visit_date", "channel", "source", "medium", "device", "country",
         F.timestamp_micros(start_micros + F.array_min(hit_ms) * 1000).alias("visit_start_ts"),
         F.timestamp_micros(start_micros + F.array_max(hit_ms) * 1000).alias("last_hit_ts"),
-        _length(hits["type"]).alias("hits"),  # a leaf field, so Parquet reads one column, not every hit field
-        _count_equal(hits["type"], PAGE).alias("pageviews"),
+        from_totals("hits", _length(hits["type"])).alias("hits"),  # a leaf field: Parquet reads one column
+        from_totals("pageviews", _count_equal(hits["type"], PAGE)).alias("pageviews"),
         unique_pages.alias("unique_pages"),
-        _length(F.array_compact(F.array_distinct(transaction_ids))).alias("transactions"),
-        (F.aggregate(revenue_micros, F.lit(0.0), lambda total, micros: total + micros) / MICROS).alias("transaction_revenue"),
-        *[_count_equal(hits["eCommerceAction"]["action_type"], code).alias(name) for code, name in VISIT_ACTIONS.items()],
+        from_totals("transactions", transactions).alias("transactions"),
+        (from_totals("totalTransactionRevenue", revenue_micros) / MICROS).alias("transaction_revenue"),
+        *[
+            (_count_equal(hits["eCommerceAction"]["action_type"], code) if code else F.lit(0)).alias(name)
+            for name, code in _FUNNEL_CODES.items()
+        ],
+        F.lit(None).cast("long").alias("engagement_ms"),
+        F.when(has_totals, F.coalesce(totals["bounces"].cast("long"), F.lit(0)) == 0).alias("engaged"),
     )
     return finish_visits(visits, run_id)
+
+
+# Each funnel count of the visit table and the action code it counts (None: GA360 has no such step).
+_FUNNEL_CODES = {name: next((code for code, step in ACTION_CODES.items() if step == action), None) for action, name in FUNNEL_COUNTS.items()}
+
+
+def _transactions(transaction: Column) -> tuple[Column, Column]:
+    """(count, revenue in micros) of a session's transaction hits, by the rule of `visits.visit_features`:
+    hits with revenue, de-duplicated by (id, revenue) where the id is real. The arrays are small after
+    array_distinct, so the lambdas here cost little."""
+    every = F.arrays_zip(transaction["transactionId"].alias("id"), transaction["transactionRevenue"].cast("array<double>").alias("revenue"))
+    real_id = lambda t: t["id"].isNotNull() & ~t["id"].isin(*NOT_SET)  # noqa: E731
+    with_id = F.filter(F.array_distinct(every), lambda t: t["revenue"].isNotNull() & real_id(t))
+    without_id = F.filter(every, lambda t: t["revenue"].isNotNull() & ~real_id(t))
+    revenue = F.aggregate(F.concat(with_id, without_id), F.lit(0.0), lambda total, t: total + t["revenue"])
+    return (_length(with_id) + _length(without_id)), revenue
 
 
 def _count_equal(values: Column, value: str) -> Column:
@@ -155,7 +198,9 @@ def _length(values: Column) -> Column:
 def hits_from_sessions(sessions: DataFrame) -> DataFrame:
     """Explode the nested hits (sessions without hits have nothing to segment and are dropped)."""
     hit = F.col("hit")
-    action = F.coalesce(*[F.when(hit["eCommerceAction"]["action_type"] == code, F.lit(name)) for code, name in ACTION_CODES.items()])
+    is_transaction = hit["transaction"]["transactionRevenue"].isNotNull()
+    code = hit["eCommerceAction"]["action_type"]
+    action = F.when(is_transaction, F.lit(PURCHASE)).otherwise(F.coalesce(*[F.when(code == c, F.lit(name)) for c, name in ACTION_CODES.items()]))
     exploded = sessions.select("*", F.explode("hits").alias("hit")).drop("hits")
     return to_hit_table(
         exploded.select(
@@ -168,12 +213,14 @@ def hits_from_sessions(sessions: DataFrame) -> DataFrame:
             F.when(hit["type"] == PAGE, hit["page"]["pagePath"]).alias("page_path"),
             action.alias("ecommerce_action"),
             F.get(hit["product"], 0)["productSKU"].alias("product_id"),
-            null_if_not_set(hit["transaction"]["transactionId"]).alias("transaction_id"),
-            (hit["transaction"]["transactionRevenue"].cast("double") / MICROS).alias("revenue"),
+            F.when(is_transaction, null_if_not_set(hit["transaction"]["transactionId"])).alias("transaction_id"),
+            F.when(is_transaction, hit["transaction"]["transactionRevenue"].cast("double") / MICROS).alias("revenue"),
             "channel",
             "source",
             "medium",
             "device",
             "country",
+            F.lit(None).alias("engagement_ms"),
+            F.lit(None).alias("session_engaged"),
         )
     )

@@ -3,6 +3,13 @@
 A visit is `user_pseudo_id` + the `ga_session_id` event parameter. Quirks: `event_timestamp` is epoch
 microseconds; parameters live in the repeated `event_params` key/value records; INT64 values arrive as
 strings in BigQuery's JSON export; `event_date` is YYYYMMDD in the property's time zone.
+
+Every `purchase` event is a transaction, whatever its `ecommerce.transaction_id`: the public sample
+writes "(not set)" or null on real purchases (all 224 of one week), so ids only de-duplicate where they
+are real (`visits.visit_features`). Engagement comes from GA4's own parameters: `engagement_time_msec`
+(summed per visit) and `session_engaged`; a bounce is a session that was not engaged, as GA4 defines it.
+A session that crosses midnight has one key (user + ga_session_id) on both days' events, so it is one
+visit when both days are read; its date is the date of its first event.
 """
 
 from __future__ import annotations
@@ -14,7 +21,18 @@ from pyspark.sql import types as T
 from visitseg.config import Config
 from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
 from visitseg.ingest.files import read_raw
-from visitseg.schemas import ADD_TO_CART, CHECKOUT, EVENT, PAGE, PRODUCT_VIEW, PURCHASE, TRANSACTION
+from visitseg.schemas import (
+    ADD_PAYMENT_INFO,
+    ADD_SHIPPING_INFO,
+    ADD_TO_CART,
+    CHECKOUT,
+    EVENT,
+    PAGE,
+    PRODUCT_VIEW,
+    PURCHASE,
+    SEARCH,
+    TRANSACTION,
+)
 from visitseg.validate import require_columns
 
 _S = T.StringType()
@@ -53,7 +71,15 @@ REQUIRED = {
     "traffic_source.source": "string",
 }
 
-EVENT_ACTIONS = {"view_item": PRODUCT_VIEW, "add_to_cart": ADD_TO_CART, "begin_checkout": CHECKOUT, "purchase": PURCHASE}
+EVENT_ACTIONS = {
+    "view_search_results": SEARCH,
+    "view_item": PRODUCT_VIEW,
+    "add_to_cart": ADD_TO_CART,
+    "begin_checkout": CHECKOUT,
+    "add_shipping_info": ADD_SHIPPING_INFO,
+    "add_payment_info": ADD_PAYMENT_INFO,
+    "purchase": PURCHASE,
+}
 # Strips scheme and host from page_location, keeping the path (query string and fragment dropped).
 URL_PATH = r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?([^?#]*)"
 
@@ -93,6 +119,11 @@ def hits_from_events(events: DataFrame) -> DataFrame:
         null_if_not_set(F.col("traffic_source.medium")).alias("medium"),
         null_if_not_set(F.col("device.category")).alias("device"),
         null_if_not_set(F.col("geo.country")).alias("country"),
+        event_param("engagement_time_msec", "int_value").cast("long").alias("engagement_ms"),
+        # "1"/"0" in the string value in BigQuery's export (some pipelines write an integer); null when absent.
+        (F.coalesce(event_param("session_engaged", "string_value"), event_param("session_engaged", "int_value").cast("string")) == "1").alias(
+            "session_engaged"
+        ),
     )
     # GA4 has no hit number; number events within the visit by time (event name breaks ties deterministically).
     order = Window.partitionBy("visit_key").orderBy("hit_ts", "event_name", "page_path", "product_id")

@@ -1,0 +1,93 @@
+"""What visitseg gives on the shared real exports (../shared/data/real): one `visitseg run` per input —
+the GA360 day, the GA4 week and each GA4 day alone — in one Spark session, printed as the figures the
+README's "Segments on real data" section quotes.
+
+    python scripts/real_exports.py [--real ../shared/data/real] [--output out/real] [--set model.k_max=8 ...]
+
+Per input: visits, purchase visits, chosen K and why, the stability and silhouette of that K, whether
+the structure is weak, the share of purchase visits inside segments converting at >= 4x the overall
+rate, and each segment's name, share, conversion rate and bounce rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from visitseg import delta
+from visitseg.config import SparkConfig, load_config, with_values
+from visitseg.outputs import run_job
+from visitseg.spark import build_session
+
+ROOT = Path(__file__).resolve().parents[1]
+GA4_DAYS = ("2020-11-01", "2020-11-02", "2020-11-04", "2020-11-05", "2020-11-06", "2020-11-07")
+BUYER_LIFT = 4.0
+
+
+def inputs(real: Path) -> list[tuple[str, str, str, dict]]:
+    """(name, format, path, input window) of every real input."""
+    day = dt.timedelta(days=1)
+    runs = [("ga360-20170801", "ga360", str(real / "ga360"), {}), ("ga4-week", "ga4", str(real / "ga4_week"), {})]
+    for d in GA4_DAYS:
+        start = dt.date.fromisoformat(d)
+        runs.append((f"ga4-{d}", "ga4", str(real / "ga4_week"), {"date_from": d, "date_to": (start + day).isoformat()}))
+    return runs
+
+
+def buyer_concentration(spark, out: str, run_id: str) -> tuple[int, float]:
+    """(purchase visits, share of them inside segments converting at >= BUYER_LIFT x the overall rate)."""
+    labels = delta.read_table(spark, f"{out}/session_clusters").filter(F.col("run_id") == run_id)
+    features = delta.read_table(spark, f"{out}/visit_features").filter(F.col("run_id") == run_id)
+    per_cluster = (
+        labels.join(features.select("visit_key", (F.col("transactions") > 0).cast("int").alias("bought")), "visit_key")
+        .groupBy("cluster_id")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("bought").alias("buyers"))
+        .collect()
+    )
+    n, buyers = sum(r["n"] for r in per_cluster), sum(r["buyers"] for r in per_cluster)
+    if not buyers:
+        return 0, float("nan")
+    overall = buyers / n
+    return buyers, sum(r["buyers"] for r in per_cluster if r["buyers"] / r["n"] >= BUYER_LIFT * overall) / buyers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", default=str(ROOT.parent / "shared" / "data" / "real"))
+    parser.add_argument("--output", default=str(ROOT / "out" / "real"))
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--only", action="append", default=[], help="run only these inputs (by name)")
+    args = parser.parse_args()
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    spark = build_session(SparkConfig(master="local[2]", shuffle_partitions=4, conf={"spark.ui.enabled": "false"}))
+    spark.sparkContext.setLogLevel("ERROR")
+    base = load_config([], args.overrides)
+    for name, fmt, path, window in inputs(Path(args.real)):
+        if args.only and name not in args.only:
+            continue
+        out = f"{args.output}/{name}"
+        cfg = with_values(base, run={"run_id": name}, input={"format": fmt, "path": path, **window}, output={"path": out})
+        summary = run_job(spark, cfg)
+        seg = summary.segmentation
+        chosen = next(r for r in seg.results if r.k == seg.k)
+        buyers, concentration = buyer_concentration(spark, out, name)
+        print(f"\n## {name}: {summary.record['n_rows']:,} visits, {buyers:,} with a purchase")
+        print(f"K = {seg.k}, stability {chosen.stability:.3f}, silhouette {chosen.silhouette:.3f}; "
+              f"purchase visits in segments converting >= {BUYER_LIFT:g}x overall: {concentration:.1%}")
+        print(f"why: {seg.reason}")
+        if seg.weak_structure:
+            print(f"WARNING: {seg.weak_structure}")
+        print("stability per K: " + ", ".join(f"{r.k}: {r.stability:.2f}" for r in seg.results))
+        print(f"| {'segment':<32} | {'share':>6} | {'conversion':>10} | {'bounce':>6} | {'cart':>6} | {'pageviews':>9} |")
+        for c in seg.centres:
+            print(f"| {c['segment']:<32} | {c['share']:>6.1%} | {c['conversion_rate']:>10.1%} | {c['bounce_rate']:>6.1%} | "
+                  f"{c['cart_rate']:>6.1%} | {c['pageviews']:>9.1f} |")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
