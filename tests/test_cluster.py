@@ -1,5 +1,7 @@
 """A real Spark standalone cluster on 127.0.0.1 (a master and two workers from the pyspark distribution),
-the packaged job submitted to it with spark-submit --py-files, and its outputs compared with local mode.
+the packaged job submitted to it with spark-submit --py-files, and its outputs compared with local mode
+on 1, 2 and 4 cores: the same input, configuration and seed must give the same chosen K, the same label
+for every visit, and k_diagnostics equal to 1e-6 relative, whatever the cluster's shape.
 The cluster is always stopped, also when the test fails."""
 
 from __future__ import annotations
@@ -97,16 +99,28 @@ def test_packaged_job_on_a_standalone_cluster_matches_local_mode(cluster, spark,
     assert submit.returncode == 0, submit.stderr[-5000:]
     assert "visitseg.zip" in submit.stderr  # the job ran from the packaged artifact
     assert f"master {master}" in submit.stderr
-    assert main(["run", "--input-format", "ga360", "--input", str(data), "--output", str(tmp_path / "local"), *ARGS]) == 0
+    assert main(["run", "--input-format", "ga360", "--input", str(data), "--output", str(tmp_path / "local2"), *ARGS]) == 0
+    for cores in (1, 4):  # other core counts need their own JVM
+        local = subprocess.run(
+            [sys.executable, "-c", "import sys; from visitseg.cli import main; sys.exit(main())", "run", "--input-format", "ga360",
+             "--input", str(data), "--output", str(tmp_path / f"local{cores}"), *ARGS, "--set", f"spark.master=local[{cores}]"],
+            env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
+        )
+        assert local.returncode == 0, local.stderr[-5000:]
 
     def outputs(out):
+        labels = DeltaTable(str(out / "session_clusters")).to_pyarrow_table().to_pandas().set_index("visit_key").sort_index()
         centers = DeltaTable(str(out / "cluster_centers")).to_pyarrow_table().to_pandas().sort_values("cluster_id")
         diag = DeltaTable(str(out / "k_diagnostics")).to_pyarrow_table().to_pandas().sort_values("k")
-        return centers, diag
+        return labels, centers, diag
 
-    (c_cluster, d_cluster), (c_local, d_local) = outputs(tmp_path / "cluster"), outputs(tmp_path / "local")
-    assert c_cluster.n_visits.tolist() == c_local.n_visits.tolist()
-    assert c_cluster.segment.tolist() == c_local.segment.tolist()
-    assert d_cluster.chosen.tolist() == d_local.chosen.tolist()
-    for metric in ("inertia", "silhouette", "davies_bouldin", "calinski_harabasz"):
-        assert d_cluster[metric].tolist() == pytest.approx(d_local[metric].tolist(), rel=1e-3), metric
+    reference = outputs(tmp_path / "cluster")
+    assert len(reference[0]) == 1200
+    for name in ("local1", "local2", "local4"):
+        labels, centers, diag = outputs(tmp_path / name)
+        assert labels.cluster_id.equals(reference[0].cluster_id), name
+        assert centers.n_visits.tolist() == reference[1].n_visits.tolist(), name
+        assert centers.segment.tolist() == reference[1].segment.tolist(), name
+        assert diag.chosen.tolist() == reference[2].chosen.tolist(), name
+        for metric in ("inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability"):
+            assert diag[metric].tolist() == pytest.approx(reference[2][metric].tolist(), rel=1e-6), (name, metric)

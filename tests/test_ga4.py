@@ -50,7 +50,8 @@ EVENTS = [
 
 
 def row(key, user, seconds, number, hit_type, path, action, product, txn=None, revenue=None, day=dt.date(2026, 10, 1), channel="Paid Search", medium="cpc"):
-    return (key, user, day, utc(seconds), number, hit_type, path, action, product, txn, revenue, channel, "google", medium, "mobile", "Japan")
+    # Each event of the helper carries engagement_time_msec = 900 and no session_engaged flag.
+    return (key, user, day, utc(seconds), number, hit_type, path, action, product, txn, revenue, channel, "google", medium, "mobile", "Japan", 900, None)
 
 
 def test_events_become_canonical_hits(spark, tmp_path):

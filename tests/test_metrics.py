@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pyspark.ml.clustering import KMeans
 from pyspark.ml.linalg import Vectors
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from visitseg.metrics import cluster_stats, silhouette
+from visitseg.metrics import adjusted_rand_index, cluster_stats, contingency_tables, silhouette
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,15 @@ def test_silhouette_equals_sklearn_squared_euclidean(clustered):
     assert silhouette(predictions, "features", "prediction") == pytest.approx(
         silhouette_score(X, labels, metric="sqeuclidean"), rel=1e-6
     )
+
+
+def test_adjusted_rand_index_from_spark_contingency_tables_equals_sklearn(spark):
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 4, 500)
+    noisy = np.where(rng.uniform(size=500) < 0.3, rng.integers(0, 5, 500), truth)  # 5 labels vs 4
+    df = spark.createDataFrame([(int(a), int(b), int(a)) for a, b in zip(truth, noisy)], "a int, b int, same int").repartition(3)
+    tables = contingency_tables(df, {1: ("a", "b"), 2: ("a", "same")})
+    assert tables[1].sum() == 500 and tables[1].shape == (5, 5)
+    assert adjusted_rand_index(tables[1]) == pytest.approx(adjusted_rand_score(truth, noisy), rel=1e-12)
+    assert adjusted_rand_index(tables[2]) == pytest.approx(1.0)
+    assert adjusted_rand_index(np.array([[7.0]])) == adjusted_rand_score([0] * 7, [0] * 7) == 1.0

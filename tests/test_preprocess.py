@@ -37,9 +37,18 @@ def test_quantile_clip(frame):
     assert min(got) == 2.0 and max(got[:-1]) == 18.0  # the 10% and 90% points of 20 values
 
 
-def test_log1p_after_clipping(frame):
+def test_log1p_without_clipping(frame):
     got = prepared(frame, method="none", log1pCols=["revenue"])
     assert got[:20] == pytest.approx(np.log1p(VALUES))
+    assert got[-1] == pytest.approx(np.mean(np.log1p(VALUES)))  # the null becomes the mean of the logs
+
+
+def test_log1p_before_clipping(frame):
+    """The clip bounds are learnt on the log scale: the wild value is clipped there, not on the raw scale."""
+    logs = np.log1p(VALUES)
+    got = prepared(frame, method="zscore", z=2.0, log1pCols=["revenue"])
+    assert got[-2] == pytest.approx(np.mean(logs) + 2 * np.std(logs))
+    assert got[:19] == pytest.approx(logs[:19])
 
 
 def test_zero_variance_features_are_dropped_and_unknown_ones_named(frame):

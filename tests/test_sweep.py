@@ -7,11 +7,11 @@ from pyspark.ml.linalg import Vectors
 
 from visitseg.config import load_config
 from visitseg.preprocess import FEATURES
-from visitseg.sweep import KResult, _ranks, choose_k, elbow_k, kmeans, sweep
+from visitseg.sweep import KResult, _ranks, choose_k, elbow_k, fixed_layout, half, kmeans, sweep
 
 
-def result(k, inertia, sil, db, ch, min_share=0.1):
-    return KResult(k, inertia, sil, db, ch, min_share, 0.5, 1.0)
+def result(k, inertia, sil, db, ch, min_share=0.1, max_share=0.5, stability=1.0):
+    return KResult(k, inertia, sil, db, ch, min_share, max_share, 1.0, stability)
 
 
 RESULTS = [
@@ -19,14 +19,15 @@ RESULTS = [
     result(3, 500, 0.70, 0.50, 300),
     result(4, 200, 0.80, 0.40, 400),
     result(5, 180, 0.60, 0.60, 350),
-    result(6, 170, 0.90, 0.30, 500, min_share=0.01),  # best on every metric but a cluster below 2%
+    result(6, 170, 0.90, 0.30, 500, min_share=0.001),  # best on every metric but a cluster below 0.5%
 ]
 
 
 def test_best_combined_rank_among_ks_with_big_enough_clusters():
     k, reason = choose_k(RESULTS, load_config().model)
     assert k == 4
-    assert "best for 3 of 3 metrics, combined rank 3" in reason and ">= 2.0% of rows" in reason and "silhouette 0.8000 rank 1" in reason
+    assert "best for 3 of 3 metrics, combined rank 5.5" in reason and "smallest cluster >= 0.5%" in reason
+    assert "silhouette 0.8000 rank 1" in reason and "stability 1.000 rank 2.5" in reason
 
 
 def test_two_metrics_agreeing_outvote_a_third_that_grows_with_k():
@@ -55,10 +56,24 @@ def test_ties_go_to_the_k_nearest_the_elbow():
     assert choose_k(even, load_config().model)[0] == 3
 
 
-def test_no_k_with_big_enough_clusters_falls_back_to_all_and_says_so():
-    small = [result(2, 100, 0.5, 0.5, 10, min_share=0.001), result(3, 50, 0.6, 0.4, 20, min_share=0.001)]
+def test_conditions_are_dropped_stability_first_and_the_reason_says_so():
+    small = [result(4, 100, 0.5, 0.5, 10, min_share=0.001), result(5, 50, 0.6, 0.4, 20, min_share=0.001)]
     k, reason = choose_k(small, load_config().model)
-    assert k == 3 and "so among all Ks" in reason
+    assert k == 5
+    assert "among Ks with largest cluster <= 60.0% (no K met every condition, so dropped: smallest cluster >= 0.5%, stability >= 0.8)" in reason
+    unstable = [result(4, 100, 0.9, 0.3, 30, stability=0.5), result(5, 50, 0.6, 0.4, 20, stability=0.95)]
+    assert choose_k(unstable, load_config().model)[0] == 5  # the best metrics, but fits on two halves disagree
+    all_unstable = [result(4, 100, 0.9, 0.3, 30, stability=0.5), result(5, 50, 0.6, 0.4, 20, stability=0.6)]
+    k, reason = choose_k(all_unstable, load_config().model)
+    assert k == 4 and "so dropped: stability >= 0.8)" in reason
+    everything = [result(4, 100, 0.9, 0.3, 30, min_share=0.001, max_share=0.9, stability=0.1)]
+    assert "among all Ks (no K met every condition, so dropped: largest" in choose_k(everything, load_config().model)[1]
+
+
+def test_one_dominant_segment_is_not_eligible():
+    dominant = [result(4, 100, 0.95, 0.2, 50, max_share=0.92), result(5, 80, 0.7, 0.5, 40, max_share=0.55)]
+    assert choose_k(dominant, load_config().model)[0] == 5
+    assert choose_k(dominant, load_config([], ["model.max_cluster_share=0.95"]).model)[0] == 4
 
 
 def test_ranks_average_ties():
@@ -69,9 +84,9 @@ def test_ranks_average_ties():
 def test_n_init_keeps_the_lowest_cost_fit_of_each_k(spark):
     """Uniform data has many local optima, so different seeds really give different fits."""
     rows = np.random.default_rng(1).uniform(size=(300, 2))
-    data = spark.createDataFrame([(Vectors.dense(r),) for r in rows.tolist()], [FEATURES]).coalesce(2).cache()
+    data = spark.createDataFrame([(i, Vectors.dense(r)) for i, r in enumerate(rows.tolist())], ["id", FEATURES]).coalesce(2).cache()
     cfg = load_config([], ["model.k_min=3", "model.k_max=5", "model.n_init=3"]).model
-    results, models = sweep(data, cfg, seed=11, k_max=5)
+    results, models = sweep(data, "id", cfg, seed=11, k_max=5)
     assert [r.k for r in results] == [3, 4, 5]
     seeds_differ = False
     for r in results:
@@ -80,4 +95,20 @@ def test_n_init_keeps_the_lowest_cost_fit_of_each_k(spark):
         assert models[r.k].summary.trainingCost == min(costs.values())
         assert costs[models[r.k].getSeed()] == min(costs.values())
     assert seeds_differ
+    data.unpersist()
+
+
+def test_stability_is_the_adjusted_rand_index_of_fits_on_the_two_halves(spark):
+    """Three well-separated blobs: every K=3 fit finds them (stability 1); K=5 splits them arbitrarily."""
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    rows = np.concatenate([c + rng.normal(scale=0.5, size=(100, 2)) for c in centres])
+    data = spark.createDataFrame([(f"v{i:03d}", Vectors.dense(r)) for i, r in enumerate(rows.tolist())], ["id", FEATURES])
+    data = fixed_layout(data, "id").cache()
+    results, _ = sweep(data, "id", load_config([], ["model.k_min=3", "model.k_max=5"]).model, seed=1, k_max=5)
+    stability = {r.k: r.stability for r in results}
+    assert stability[3] == 1.0
+    assert stability[5] < 1.0
+    halves = [half(data, "id", 1, which).count() for which in (0, 1)]
+    assert sum(halves) == 300 and min(halves) > 100  # disjoint, covering, roughly even
     data.unpersist()

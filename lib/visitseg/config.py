@@ -121,6 +121,8 @@ class NamingConfig:
     abandoner_max_conversion_rate: float = 0.1  # ... and conversion below this (also caps "Researchers")
     researcher_pageviews: float = 15.0  # "Researchers": mean pageviews or time on site at least this
     researcher_time_on_site_sec: float = 900.0
+    browser_pageviews: float = 2.0  # "Browsers": mean pageviews at least this ...
+    browser_max_bounce_rate: float = 0.5  # ... and bounce rate below this
 
 
 @dataclass(frozen=True)

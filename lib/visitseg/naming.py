@@ -12,6 +12,8 @@ An archetype name is given only where the profile meets its thresholds (`[naming
      → "Cart abandoners"
   4. conversion rate < abandoner_max_conversion_rate and (mean pageviews >= researcher_pageviews or mean
      time on site >= researcher_time_on_site_sec) → "Researchers"
+  5. conversion rate < abandoner_max_conversion_rate, bounce rate < browser_max_bounce_rate and mean
+     pageviews >= browser_pageviews → "Browsers"
 Any other cluster is named by what sets it apart: the (at most two) model features whose centre lies
 farthest from the overall mean, at least `DISTINCT_Z` standard deviations away, e.g. "High product
 views, searches" or "Low engagement time"; "Typical visits" when no feature is that far.
@@ -71,6 +73,8 @@ def segment_names(ordered: list[Profile], cfg: NamingConfig) -> list[str]:
             names.append("Cart abandoners")
         elif low_conversion and (p.pageviews >= cfg.researcher_pageviews or p.time_on_site_sec >= cfg.researcher_time_on_site_sec):
             names.append("Researchers")
+        elif low_conversion and p.bounce_rate < cfg.browser_max_bounce_rate and p.pageviews >= cfg.browser_pageviews:
+            names.append("Browsers")
         else:
             names.append(descriptive_name(p.standardized))
     seen: dict[str, int] = {}

@@ -4,11 +4,10 @@
 into its statement, so the fitted PipelineModel holds JVM stages only: it saves and loads with Spark's
 own persistence, and scoring runs without Python in the executors.
 
-Null handling: a null feature value is replaced by that feature's training mean (the feature tables have
-no nulls by construction; this only guards hand-made inputs). `log1p_features` are then log1p-transformed
-(negative values floored at 0), and the result is clipped to mean ± z·std (`winsor_method = "zscore"`,
-default z = 5) or to the q and 1-q approximate quantiles (`"quantile"`), both learnt on the transformed
-values. Log first: real visit counts and amounts are zero-inflated and heavy-tailed, so the standard
+`log1p_features` are log1p-transformed first (negative values floored at 0); the result is clipped to
+mean ± z·std (`winsor_method = "zscore"`, default z = 5) or to the q and 1-q approximate quantiles
+(`"quantile"`), all learnt on the transformed training values. A null value becomes that training mean
+(the feature tables have no nulls by construction; this only guards hand-made inputs). Log first: real visit counts and amounts are zero-inflated and heavy-tailed, so the standard
 deviation of the raw values is set by a few extreme visits and a raw z-clip barely clips at all (one
 GA4 visit of 4.6 days stretched time on site over everything else).
 """
@@ -57,18 +56,21 @@ class Winsorizer(Estimator, HasInputCols, DefaultParamsReadable, DefaultParamsWr
         cols = self.getInputCols()
         method, z, q = self.getOrDefault("method"), self.getOrDefault("z"), self.getOrDefault("quantile")
         log1p = set(self.getOrDefault("log1pCols"))
-        means = dataset.agg(*[F.avg(c).alias(c) for c in cols]).first()
-        # The value before clipping, as SQL text: the learnt mean fills nulls, then the optional log1p.
-        filled = {c: f"coalesce(CAST(`{c}` AS DOUBLE), {_double(means[c])})" for c in cols}
-        before_clip = {c: f"log1p(greatest({v}, CAST(0 AS DOUBLE)))" if c in log1p else v for c, v in filled.items()}
-        values = dataset.select(*[F.expr(v).alias(c) for c, v in before_clip.items()])
+        # Each value before clipping, as SQL text (null stays null): the double, or its log1p.
+        # (greatest() skips nulls, so the log1p is guarded by an IF to keep a null a null.)
+        transformed = {
+            c: f"IF(`{c}` IS NULL, NULL, log1p(greatest(CAST(`{c}` AS DOUBLE), CAST(0 AS DOUBLE))))" if c in log1p else f"CAST(`{c}` AS DOUBLE)"
+            for c in cols
+        }
+        values = dataset.select(*[F.expr(v).alias(c) for c, v in transformed.items()])
         aggs = [F.avg(c).alias(f"{c}__mean") for c in cols] + [F.stddev_pop(c).alias(f"{c}__std") for c in cols]
         if method == "quantile":
             aggs += [F.percentile_approx(c, [q, 1 - q], QUANTILE_ACCURACY).alias(f"{c}__q") for c in cols]
         stats = values.agg(*aggs).first()
         selects = []
         for c in cols:
-            value, mean, std = before_clip[c], stats[f"{c}__mean"], stats[f"{c}__std"] or 0.0
+            mean, std = stats[f"{c}__mean"], stats[f"{c}__std"] or 0.0
+            value = f"coalesce({transformed[c]}, {_double(mean)})"
             if method == "zscore":
                 value = f"least(greatest({value}, {_double(mean - z * std)}), {_double(mean + z * std)})"
             elif method == "quantile":

@@ -178,7 +178,14 @@ def ga360_sessions(visits: DataFrame, seed: int) -> DataFrame:
         F.struct("source", "medium").alias("trafficSource"),
         F.struct(F.col("device").alias("deviceCategory")).alias("device"),
         F.struct("country").alias("geoNetwork"),
-        F.struct(F.col("pageviews").cast("long").alias("pageviews"), F.col("n_hits").cast("long").alias("hits")).alias("totals"),
+        # GA's session totals, consistent with the hits (GA writes null, not 0, for a zero total).
+        F.struct(
+            F.col("n_hits").cast("long").alias("hits"),
+            F.col("pageviews").cast("long").alias("pageviews"),
+            F.when(F.col("n_hits") == 1, F.lit(1).cast("long")).alias("bounces"),
+            F.when(F.col("purchases") > 0, F.col("purchases").cast("long")).alias("transactions"),
+            F.when(F.col("purchases") > 0, (F.col("revenue") * 1_000_000).cast("long")).alias("totalTransactionRevenue"),
+        ).alias("totals"),
         F.transform(F.sequence(F.lit(1), F.col("n_hits")), hit).alias("hits"),
     )
 

@@ -198,7 +198,7 @@ def choose_k(results: list[KResult], cfg: ModelConfig) -> tuple[int, str]:
         eligible = results
     scope = "among Ks with " + ", ".join(name for name, _ in conditions[:kept]) if kept else "among all Ks"
     if kept < len(conditions):
-        scope += f" (no K also had {', '.join(name for name, _ in conditions[kept:])})"
+        scope += f" (no K met every condition, so dropped: {', '.join(name for name, _ in conditions[kept:])})"
     sil = _ranks([r.silhouette for r in eligible], higher_is_better=True)
     db = _ranks([r.davies_bouldin for r in eligible], higher_is_better=False)
     ch = _ranks([r.calinski_harabasz for r in eligible], higher_is_better=True)

@@ -119,7 +119,8 @@ def hits_from_events(events: DataFrame) -> DataFrame:
         null_if_not_set(F.col("traffic_source.medium")).alias("medium"),
         null_if_not_set(F.col("device.category")).alias("device"),
         null_if_not_set(F.col("geo.country")).alias("country"),
-        event_param("engagement_time_msec", "int_value").cast("long").alias("engagement_ms"),
+        # 0 where the event has none: GA4 counts no engagement time for it (never "unknown").
+        F.coalesce(event_param("engagement_time_msec", "int_value").cast("long"), F.lit(0)).alias("engagement_ms"),
         # "1"/"0" in the string value in BigQuery's export (some pipelines write an integer); null when absent.
         (F.coalesce(event_param("session_engaged", "string_value"), event_param("session_engaged", "int_value").cast("string")) == "1").alias(
             "session_engaged"
