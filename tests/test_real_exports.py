@@ -7,6 +7,7 @@ never with visitseg's functions. The tests skip, saying why, where the folder is
 from __future__ import annotations
 
 import glob
+import json
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,24 @@ def test_one_ga4_day_alone_gives_actionable_segments(spark, tmp_path, ga4_sessio
     run_job(spark, cfg)
     purchase_visits = int(((ga4_sessions.purchases > 0) & (ga4_sessions.first_day == "20201107")).sum())
     segment_bars(spark, str(tmp_path), cfg.run.run_id, purchase_visits, cfg)
+
+
+def test_rules_on_the_ga360_day_follow_the_funnel_and_are_compared_with_kmeans(spark, tmp_path, ga360_totals):
+    cfg = make_config("ga360", str(GA360), str(tmp_path), overrides=["model.method=rules"])
+    run_job(spark, cfg)
+    centres = delta.read_table(spark, f"{tmp_path}/cluster_centers").toPandas().set_index("segment")
+    # Buyers: every session with a transaction in GA's totals, from the file.
+    assert centres.loc["Buyers", "n_visits"] == (ga360_totals.transactions > 0).sum() == 43
+    assert centres.loc["Buyers", "conversion_rate"] == 1.0 and centres.drop("Buyers").conversion_rate.max() == 0.0
+    # Bounced: bounced sessions (GA's totals) that took no cart step — a subset of GA's 1,238 bounces.
+    assert 0 < centres.loc["Bounced", "n_visits"] <= ga360_totals.is_bounce.sum()
+    assert centres.loc["Bounced", "bounce_rate"] == 1.0
+    assert centres.n_visits.sum() == 2556
+    runs = delta.read_table(spark, f"{tmp_path}/runs").toPandas()
+    assert runs.method[0] == "rules" and runs.chosen_k[0] == len(centres)
+    comparison = json.loads(runs.comparison_json[0])
+    assert set(comparison) == {"kmeans", "rules"}
+    for figures in comparison.values():
+        assert 0 < figures["mean_eta_squared"] <= 1 and figures["profile_shift"] >= 0
+        assert set(figures["eta_squared"]) == set(json.loads(runs.config_json[0])["model"]["features"]) - {"searches"}  # constant on GA360
+    assert comparison["rules"]["split_stability_ari"] == 1.0

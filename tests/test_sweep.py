@@ -86,7 +86,8 @@ def test_n_init_keeps_the_lowest_cost_fit_of_each_k(spark):
     rows = np.random.default_rng(1).uniform(size=(300, 2))
     data = spark.createDataFrame([(i, Vectors.dense(r)) for i, r in enumerate(rows.tolist())], ["id", FEATURES]).coalesce(2).cache()
     cfg = load_config([], ["model.k_min=3", "model.k_max=5", "model.n_init=3"]).model
-    results, models = sweep(data, "id", cfg, seed=11, k_max=5)
+    fitted = sweep(data, "id", cfg, seed=11, k_max=5)
+    results, models = fitted.results, fitted.models
     assert [r.k for r in results] == [3, 4, 5]
     seeds_differ = False
     for r in results:
@@ -105,7 +106,7 @@ def test_stability_is_the_adjusted_rand_index_of_fits_on_the_two_halves(spark):
     rows = np.concatenate([c + rng.normal(scale=0.5, size=(100, 2)) for c in centres])
     data = spark.createDataFrame([(f"v{i:03d}", Vectors.dense(r)) for i, r in enumerate(rows.tolist())], ["id", FEATURES])
     data = fixed_layout(data, "id").cache()
-    results, _ = sweep(data, "id", load_config([], ["model.k_min=3", "model.k_max=5"]).model, seed=1, k_max=5)
+    results = sweep(data, "id", load_config([], ["model.k_min=3", "model.k_max=5"]).model, seed=1, k_max=5).results
     stability = {r.k: r.stability for r in results}
     assert stability[3] == 1.0
     assert stability[5] < 1.0

@@ -32,6 +32,7 @@ GRAINS = ("visit", "user")
 DELTA_WRITERS = ("auto", "native", "deltalake")
 WINSOR_METHODS = ("zscore", "quantile", "none")
 KMEANS_SOLVERS = ("block", "row", "auto")
+METHODS = ("kmeans", "rules")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Measured on the shared real exports (README "Segments on real data"): counts and amounts of real visits
 # are zero-inflated and heavy-tailed, so every default feature is log1p-transformed before clipping.
@@ -90,6 +91,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    method: str = "kmeans"  # kmeans | rules (funnel segments by thresholds; k-means still runs for the comparison)
     features: tuple[str, ...] = DEFAULT_FEATURES
     log1p_features: tuple[str, ...] = DEFAULT_FEATURES  # log1p before clipping; must be a subset of features
     winsor_method: str = "zscore"  # zscore | quantile | none
@@ -108,6 +110,13 @@ class ModelConfig:
     min_cluster_share: float = 0.005  # buyers are ~1-2% of real visits: a smaller floor would hide them
     max_cluster_share: float = 0.6  # automatic K prefers Ks whose largest segment holds at most this share
     min_stability: float = 0.8  # ... and whose split-half adjusted Rand index is at least this
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """Thresholds of the rule-based segments (`model.method = "rules"`, README: "Rule-based segments")."""
+
+    researcher_product_views: int = 2  # "Product researchers": product views + searches at least this
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     naming: NamingConfig = field(default_factory=NamingConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -305,6 +315,9 @@ def _validate(cfg: Config) -> None:
     if cfg.spark.shuffle_partitions < 0:
         raise ConfigError(f"spark.shuffle_partitions: must be >= 0 (0 = Spark's default), got {cfg.spark.shuffle_partitions}")
     _validate_model(cfg.model)
+    if cfg.model.method == "rules" and cfg.features.grain != "visit":
+        raise ConfigError("model.method = \"rules\": the rules segment visits; use features.grain = \"visit\" or model.method = \"kmeans\"")
+    _positive("rules.researcher_product_views", cfg.rules.researcher_product_views)
     for name, value in dataclasses.asdict(cfg.naming).items():
         _positive(f"naming.{name}", value)
 
@@ -318,6 +331,7 @@ def _validate_model(m: ModelConfig) -> None:
     stray = sorted(set(m.log1p_features) - set(m.features)) if m.log1p_features != DEFAULT_FEATURES else []
     if stray:
         raise ConfigError(f"model.log1p_features: {stray} are not in model.features {list(m.features)}")
+    _one_of("model.method", m.method, METHODS)
     _one_of("model.winsor_method", m.winsor_method, WINSOR_METHODS)
     _one_of("model.solver", m.solver, KMEANS_SOLVERS)
     _positive("model.winsor_z", m.winsor_z)

@@ -8,6 +8,7 @@ each write replaces that run's partition (a rerun of a run_id leaves one copy of
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 
@@ -62,7 +63,9 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
             "n_rows": table.rows,
             "chosen_k": seg.k,
             "k_reason": seg.reason,
+            "method": seg.method,
             "weak_structure": seg.weak_structure or None,
+            "comparison_json": json.dumps(seg.comparison) if seg.comparison else None,
             "sweep_rows": seg.sweep_rows,
             "sweep_sampled": seg.sampled,
             "features": list(seg.features),
@@ -75,7 +78,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         write_json(
             report_path,
             {**record, "config": cfg.to_dict(), "stages": stages.records, "tables": tables,
-             "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres},
+             "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres, "method_comparison": seg.comparison},
         )
         tables["runs"] = write_run_table(spark, cfg, stages, "runs", runs_frame(spark, record)).path
     finally:

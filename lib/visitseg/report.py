@@ -26,10 +26,12 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("input_format", T.StringType()),
         T.StructField("input_path", T.StringType()),
         T.StructField("grain", T.StringType()),
+        T.StructField("method", T.StringType()),  # kmeans | rules
         T.StructField("n_rows", T.LongType()),
         T.StructField("chosen_k", T.IntegerType()),
         T.StructField("k_reason", T.StringType()),
         T.StructField("weak_structure", T.StringType()),  # null, or why the chosen K's clusters are weak
+        T.StructField("comparison_json", T.StringType()),  # k-means vs rules: separation and split stability (compare.py)
         T.StructField("sweep_rows", T.LongType()),
         T.StructField("sweep_sampled", T.BooleanType()),
         T.StructField("features", T.ArrayType(T.StringType())),

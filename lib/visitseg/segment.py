@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -19,12 +20,14 @@ from pyspark.sql import types as T
 from visitseg.config import DEFAULT_FEATURES, Config
 from visitseg.errors import EmptyInputError
 from visitseg.features import FeatureTable
+from visitseg.compare import compare_methods
 from visitseg.metrics import SILHOUETTE_DISTANCE
 from visitseg.naming import Profile, segment_names, stable_order
 from visitseg.preprocess import FEATURES, fit_preprocessing, usable_features
+from visitseg.rules import RULE_SEGMENTS, rule_segment
 from visitseg.scoring import RAW_CLUSTER, with_nearest_centre
 from visitseg.spark import StageLog
-from visitseg.sweep import KResult, choose_k, deterministic_sample, fixed_layout, kmeans, sweep, weak_structure
+from visitseg.sweep import KResult, choose_k, deterministic_sample, fixed_layout, half, kmeans, sweep, weak_structure
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +86,11 @@ GRAINS = {
 
 @dataclass(frozen=True)
 class Segmentation:
-    k: int
+    method: str  # kmeans | rules
+    k: int  # segments written (the chosen K, or the non-empty rule segments)
     reason: str
-    weak_structure: str  # "" when the chosen K's clusters are well separated and stable
+    weak_structure: str  # "" when the chosen K's clusters are well separated and stable (always "" for rules)
+    comparison: dict | None  # k-means vs rules on the sweep sample (`compare`); None at user grain
     results: list[KResult]
     sweep_rows: int
     sampled: bool
@@ -113,6 +118,7 @@ def model_features(cfg: Config) -> tuple[str, ...]:
 def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> Segmentation:
     grain = GRAINS[cfg.features.grain]
     seed, run_id = cfg.run.seed, cfg.run.run_id
+    rules = cfg.model.method == "rules"
     with stages("preprocess") as facts:
         usable = usable_features(table.df, model_features(cfg))
         preprocessing = fit_preprocessing(table.df, usable.kept, cfg.model)
@@ -133,7 +139,8 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
             raise_too_few(sweep_rows, cfg)
         if k_max < cfg.model.k_max:
             log.warning("model: only %d rows to sweep, so K stops at %d instead of %d", sweep_rows, k_max, cfg.model.k_max)
-        results, models = sweep(sample, grain.key, cfg.model, seed, k_max)
+        fitted = sweep(sample, grain.key, cfg.model, seed, k_max)
+        results, models = fitted.results, fitted.models
         k, reason = choose_k(results, cfg.model)
         log.info("model: chose %s", reason)
         facts.update(rows_in=sweep_rows, sampled=sampled, k=k)
@@ -147,42 +154,72 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
             log.warning("model: %s", weak)
         facts.update(rows_in=sweep_rows, k=k, iterations=kmeans_model.summary.numIter, weak_structure=bool(weak))
 
+    comparison = None
+    if cfg.features.grain == "visit":  # the rules segment visits
+        with stages("compare methods") as facts:
+            halves = fitted.half_models.get(k) or tuple(kmeans(cfg.model, k, seed).fit(half(sample, grain.key, seed, h)) for h in (0, 1))
+            stability = chosen.stability if chosen else float("nan")  # a model.k_final outside the sweep: not measured
+            comparison = compare_methods(sample, grain.key, seed, usable.kept, kmeans_model, halves, stability, rule_segment(cfg.rules))
+            for method, figures in comparison.items():
+                log.info(
+                    "model: %s gives %d segments, mean eta² %.3f, split stability %.3f, profile shift %.3f sd",
+                    method, figures["segments"], figures["mean_eta_squared"], figures["split_stability_ari"], figures["profile_shift"],
+                )
+            facts.update(rows_in=sweep_rows)
+
     with stages("assign and profile") as facts:
-        raw_centres = np.array(kmeans_model.clusterCenters())
         # Not persisted: recomputing the distances (a few column expressions on the persisted `prepared`)
         # for the profile, the labels and the daily mix is cheaper than caching every column again.
-        assigned = with_nearest_centre(prepared, raw_centres)
+        if rules:
+            # No centroid is fitted: distance and margin stay null; the profile's centre is the segment mean.
+            no_distance = F.lit(None).cast("double")
+            assigned = prepared.select("*", rule_segment(cfg.rules).alias(RAW_CLUSTER), no_distance.alias("distance_to_centroid"), no_distance.alias("margin"))
+        else:
+            assigned = with_nearest_centre(prepared, np.array(kmeans_model.clusterCenters()))
         numeric = [f.name for f in table.df.schema.fields if isinstance(f.dataType, (T.LongType, T.DoubleType, T.IntegerType))]
+        x = vector_to_array(F.col(FEATURES))
         profile_rows = (
             assigned.groupBy(RAW_CLUSTER)
             .agg(
                 F.count(F.lit(1)).alias("n"),
                 *[F.avg(F.expr(expr)).alias(name) for name, expr in grain.profile.items()],
                 *[F.avg(c).alias(f"mean_{c}") for c in numeric],
+                F.array(*[F.avg(x[i]) for i in range(len(usable.kept))]).alias("mean_standardized"),
             )
             .collect()
         )
-        ordered = stable_order([_profile(r, dict(zip(usable.kept, raw_centres[int(r[RAW_CLUSTER])]))) for r in profile_rows])
-        names = segment_names(ordered, cfg.naming)
+        model_centres = {i: list(c) for i, c in enumerate(kmeans_model.clusterCenters())}
+        centre_of = {int(r[RAW_CLUSTER]): (r["mean_standardized"] if rules else model_centres[int(r[RAW_CLUSTER])]) for r in profile_rows}
+        profiles = [_profile(r, dict(zip(usable.kept, centre_of[int(r[RAW_CLUSTER])]))) for r in profile_rows]
+        if rules:  # fixed ids and names: a rule segment means the same on every run
+            ordered = sorted(profiles, key=lambda p: p.raw_id)
+            ids, names = [p.raw_id for p in ordered], [RULE_SEGMENTS[p.raw_id] for p in ordered]
+        else:
+            ordered = stable_order(profiles)
+            ids, names = list(range(len(ordered))), segment_names(ordered, cfg.naming)
         by_raw = {int(r[RAW_CLUSTER]): r for r in profile_rows}
         total = sum(p.n for p in ordered)
         centres = [
-            _centre_row(cluster_id, names[cluster_id], p, by_raw[p.raw_id], numeric, usable.kept, raw_centres[p.raw_id], total, grain, run_id)
-            for cluster_id, p in enumerate(ordered)
+            _centre_row(cluster_id, name, p, by_raw[p.raw_id], numeric, usable.kept, centre_of[p.raw_id], total, grain, run_id)
+            for cluster_id, name, p in zip(ids, names, ordered)
         ]
         facts.update(rows_out=total, clusters=len(centres))
 
-    raw_to_id = F.create_map(*[v for cid, p in enumerate(ordered) for v in (F.lit(p.raw_id), F.lit(cid))])
-    id_to_name = F.create_map(*[v for cid, name in enumerate(names) for v in (F.lit(cid), F.lit(name))])
+    raw_to_id = F.create_map(*[v for cid, p in zip(ids, ordered) for v in (F.lit(p.raw_id), F.lit(cid))])
+    id_to_name = F.create_map(*[v for cid, name in zip(ids, names) for v in (F.lit(cid), F.lit(name))])
     labels = (
         assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)])
         .withColumn("segment", id_to_name[F.col("cluster_id")])
         .select(*grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id"))
     )
+    if rules:
+        reason = f"{len(centres)} rule segments by funnel depth and engagement (model.method = rules); k-means for the comparison: {reason}"
     return Segmentation(
-        k=k,
+        method=cfg.model.method,
+        k=len(centres) if rules else k,
         reason=reason,
-        weak_structure=weak,
+        weak_structure="" if rules else weak,
+        comparison=comparison,
         results=results,
         sweep_rows=sweep_rows,
         sampled=sampled,
@@ -191,7 +228,7 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         centres=centres,
         labels=labels,
         centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
-        diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),
+        diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),  # with rules: the comparison's sweep
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
         persisted=(sample,),
     )

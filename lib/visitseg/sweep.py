@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark import StorageLevel
 from pyspark.ml.clustering import KMeans, KMeansModel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from visitseg.config import ModelConfig
@@ -86,12 +86,24 @@ def fixed_layout(df: DataFrame, key: str) -> DataFrame:
     return df.repartition(1).sortWithinPartitions(key)
 
 
+def half_flag(key: str, seed: int) -> Column:
+    """0 or 1: the half of the sample a row belongs to, by a hash of its key."""
+    return F.pmod(F.xxhash64(F.col(key), F.lit(seed + HALF_SALT)), F.lit(2)).cast("int")
+
+
 def half(df: DataFrame, key: str, seed: int, which: int) -> DataFrame:
     """One of two disjoint halves (which = 0 or 1) by a hash of the key; keeps the order of `df`."""
-    return df.filter(F.pmod(F.xxhash64(F.col(key), F.lit(seed + HALF_SALT)), F.lit(2)) == which)
+    return df.filter(half_flag(key, seed) == which)
 
 
-def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) -> tuple[list[KResult], dict[int, KMeansModel]]:
+@dataclass(frozen=True)
+class Sweep:
+    results: list[KResult]
+    models: dict[int, KMeansModel]  # per K, the best fit on the whole sweep sample
+    half_models: dict[int, tuple[KMeansModel, KMeansModel]]  # per K, the fits on half 0 and half 1
+
+
+def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) -> Sweep:
     """Fit every K in k_min..k_max on `data` (persisted, in `fixed_layout`, by the caller), fit each K on
     both halves for its stability, then diagnose all of them together.
 
@@ -152,7 +164,7 @@ def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) ->
             result.min_cluster_share, result.max_cluster_share, result.stability,
         )
         results.append(result)
-    return results, models
+    return Sweep(results, models, {k: (runs[(k, 0, 0)][0], runs[(k, 0, 1)][0]) for k in ks})
 
 
 def _label_col(k: int, part: int) -> str:
