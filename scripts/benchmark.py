@@ -26,13 +26,15 @@ import threading
 import time
 from pathlib import Path
 
+from visitseg import sample_data
+
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {
     "read": ("read hits",),
     "aggregate": ("aggregate visits", "aggregate users"),
     "preprocess": ("preprocess",),
     "sweep": ("sweep",),
-    "final fit": ("final model", "assign and profile"),
+    "final fit": ("final model", "compare methods", "assign and profile"),
     "write": ("write", "save model"),
 }
 
@@ -121,7 +123,7 @@ def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
 def run_baseline(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "baseline_pandas_sklearn.py"), "--input", args.input],
+        [sys.executable, str(ROOT / "scripts" / "baseline_pandas_sklearn.py"), "--input", args.input, "--format", args.format],
         capture_output=True, text=True, check=True,
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
@@ -140,10 +142,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides for visitseg run")
-    parser.add_argument("--baseline", action="store_true", help="also run scripts/baseline_pandas_sklearn.py (GA360 Parquet only)")
+    parser.add_argument("--baseline", action="store_true", help="also run scripts/baseline_pandas_sklearn.py (GA360 Parquet or events CSV)")
     parser.add_argument("--json", help="save the figures here")
     parser.add_argument("--log-dir", default="bench/logs", help="each run's log goes here (kept)")
     args = parser.parse_args()
+    if args.baseline and args.format == "ga4":
+        parser.error("--baseline reads GA360 Parquet or an events CSV, not GA4")
 
     work = Path(tempfile.mkdtemp(prefix="visitseg-bench-"))
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
@@ -170,6 +174,8 @@ def main() -> None:
         "hits": runs[0]["hits"],
         "visits": runs[0]["rows"],
         "chosen_k": [r["chosen_k"] for r in runs],
+        # `visitseg generate` plants its behaviours and writes their labels beside the data.
+        "planted_k": len(sample_data.SEGMENTS) if (Path(args.input) / "_planted").exists() else None,
         "visitseg": {
             "wall_seconds_median": median([r["wall_seconds"] for r in runs]),
             "wall_seconds_all": [round(r["wall_seconds"], 2) for r in runs],
@@ -194,6 +200,7 @@ def main() -> None:
     for group in GROUPS:
         print(f"{group:<12} {v['stages_median'][group]:>11.1f} {base.get(group.replace('final fit', '-'), float('nan')):>11.1f}")
     print(f"{'end to end':<12} {v['wall_seconds_median']:>11.1f} {summary.get('baseline', {}).get('wall_seconds_median', float('nan')):>11.1f}")
+    print(f"chosen K per run: {summary['chosen_k']}" + (f" (planted: {summary['planted_k']})" if summary["planted_k"] else ""))
     print(f"peak RSS MB: visitseg driver python {v['driver_python_rss_mb_max']:.0f}, JVM {v['jvm_rss_mb_max']:.0f}", end="")
     print(f"; baseline {summary['baseline']['peak_rss_mb_max']:.0f}" if "baseline" in summary else "")
     if "ratio_visitseg_over_baseline" in summary:

@@ -82,6 +82,9 @@ def main() -> None:
         if seg.weak_structure:
             print(f"WARNING: {seg.weak_structure}")
         print("stability per K: " + ", ".join(f"{r.k}: {r.stability:.2f}" for r in seg.results))
+        for method, f in (seg.comparison or {}).items():
+            print(f"{method:>6}: {f['segments']} segments, mean eta² {f['mean_eta_squared']:.3f}, "
+                  f"split stability {f['split_stability_ari']:.3f}, profile shift {f['profile_shift']:.3f} sd")
         print(f"| {'segment':<32} | {'share':>6} | {'conversion':>10} | {'bounce':>6} | {'cart':>6} | {'pageviews':>9} |")
         for c in seg.centres:
             print(f"| {c['segment']:<32} | {c['share']:>6.1%} | {c['conversion_rate']:>10.1%} | {c['bounce_rate']:>6.1%} | "
