@@ -151,16 +151,15 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="visitseg-bench-"))
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-    runs = []
+    runs, baselines = [], []
     try:
+        # Alternating, so both see the same warm or cold page cache and the same machine drift.
         for i in range(args.runs):
             out = work / f"out{i}"
             runs.append(run_visitseg(args, out, f"bench{i}"))
             print(f"visitseg run {i + 1}/{args.runs}: {runs[-1]['wall_seconds']:.1f} s", file=sys.stderr)
             shutil.rmtree(out, ignore_errors=True)
-        baselines = []
-        if args.baseline:
-            for i in range(args.runs):
+            if args.baseline:
                 baselines.append(run_baseline(args))
                 print(f"baseline run {i + 1}/{args.runs}: {baselines[-1]['wall_seconds']:.1f} s", file=sys.stderr)
     finally:

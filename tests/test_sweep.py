@@ -7,7 +7,7 @@ from pyspark.ml.linalg import Vectors
 
 from visitseg.config import load_config
 from visitseg.preprocess import FEATURES
-from visitseg.sweep import KResult, _ranks, choose_k, elbow_k, fixed_layout, half, kmeans, sweep
+from visitseg.sweep import KResult, _ranks, choose_k, elbow_k, fixed_layout, half, kmeans, poor_optima, sweep
 
 
 def result(k, inertia, sil, db, ch, min_share=0.1, max_share=0.5, stability=1.0):
@@ -113,3 +113,11 @@ def test_stability_is_the_adjusted_rand_index_of_fits_on_the_two_halves(spark):
     halves = [half(data, "id", 1, which).count() for which in (0, 1)]
     assert sum(halves) == 300 and min(halves) > 100  # disjoint, covering, roughly even
     data.unpersist()
+
+
+def test_a_k_stuck_level_with_the_one_before_and_far_above_the_next_is_a_poor_optimum():
+    # The 2.7M-event sweep: K=5 ended at 76,044, barely below K=4, far above K=6.
+    assert poor_optima({3: 140_000, 4: 77_950, 5: 76_044, 6: 22_626, 7: 21_500}) == [5]
+    # A sharp elbow before the true K and a plateau after it are not suspects.
+    assert poor_optima({3: 120_000, 4: 77_000, 5: 23_000, 6: 22_000, 7: 21_000}) == []
+    assert poor_optima({4: 83_572, 5: 12_465, 6: 8_194, 7: 6_623, 8: 5_831, 9: 4_691, 10: 4_526}) == []  # 1M GA360 hits

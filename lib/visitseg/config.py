@@ -104,6 +104,7 @@ class ModelConfig:
     tol: float = 1e-4
     init_steps: int = 2
     n_init: int = 1  # k-means runs per K in the sweep (seeds seed, seed+1, …); the lowest training cost wins
+    refit_seeds: int = 2  # more seeds for a K that looks like a poor local optimum (README: "The model"); 0 = never
     solver: str = "block"  # block: distances by matrix products (dense data, 3-4x faster here); row; auto
     sweep_sample_rows: int = 100_000
     sweep_parallelism: int = 2  # Ks fitted at once (threads sharing the executors, like CrossValidator's parallelism)
@@ -346,6 +347,8 @@ def _validate_model(m: ModelConfig) -> None:
     for name in ("max_iter", "init_steps", "n_init", "sweep_sample_rows", "sweep_parallelism"):
         _positive(f"model.{name}", getattr(m, name))
     _positive("model.tol", m.tol)
+    if m.refit_seeds < 0:
+        raise ConfigError(f"model.refit_seeds: must be >= 0 (0 = never refit), got {m.refit_seeds}")
     if not 0 <= m.min_cluster_share < 0.5:
         raise ConfigError(f"model.min_cluster_share: must be >= 0 and < 0.5, got {m.min_cluster_share}")
     if not m.min_cluster_share < m.max_cluster_share <= 1:
