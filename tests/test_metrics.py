@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pyspark.ml.clustering import KMeans
+from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.linalg import Vectors
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from visitseg.metrics import adjusted_rand_index, cluster_stats, contingency_tables, silhouette
+from visitseg.metrics import adjusted_rand_index, cluster_stats, contingency_tables, silhouettes
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +60,29 @@ def test_several_labellings_measured_together_each_equal_sklearn(clustered):
     labelled.unpersist()
 
 
-def test_silhouette_equals_sklearn_squared_euclidean(clustered):
+def test_silhouettes_of_several_labellings_equal_sklearn_and_spark_squared_euclidean(clustered):
+    """Every K's silhouette in one pass must equal scikit-learn's silhouette_score(metric="sqeuclidean") and
+    Spark's own ClusteringEvaluator (the definition it reproduces), including a labelling with a singleton."""
     predictions, _, X, labels = clustered
-    assert silhouette(predictions, "features", "prediction") == pytest.approx(
-        silhouette_score(X, labels, metric="sqeuclidean"), rel=1e-6
-    )
+    labelled = predictions.select("features", "prediction")
+    for k in (2, 5):
+        labelled = KMeans(k=k, seed=3, predictionCol=f"p{k}").fit(predictions).transform(labelled)
+    rows = labelled.collect()
+    X_rows = np.array([r.features.toArray() for r in rows])
+    singleton = np.array([r.prediction for r in rows])
+    singleton[0] = 3  # one row alone in a fourth cluster: its score is 0
+    labelled = labelled.sparkSession.createDataFrame(
+        [(r.features, int(r.prediction), int(r.p2), int(r.p5), int(s)) for r, s in zip(rows, singleton)], ["features", "p3", "p2", "p5", "p4"]
+    ).cache()
+    columns = {3: "p3", 2: "p2", 5: "p5", 4: "p4"}
+    stats = cluster_stats(labelled, "features", 4, columns)
+    got = silhouettes(labelled, "features", stats, columns)
+    for k, column in columns.items():
+        expected = silhouette_score(X_rows, np.array([r[column] for r in labelled.collect()]), metric="sqeuclidean")
+        assert got[k] == pytest.approx(expected, rel=1e-6), k
+        evaluator = ClusteringEvaluator(predictionCol=column, distanceMeasure="squaredEuclidean")
+        assert got[k] == pytest.approx(evaluator.evaluate(labelled), rel=1e-9), k
+    labelled.unpersist()
 
 
 def test_adjusted_rand_index_from_spark_contingency_tables_equals_sklearn(spark):

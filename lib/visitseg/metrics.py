@@ -1,6 +1,6 @@
 """Clustering diagnostics computed on Spark: inertia, Davies–Bouldin, Calinski–Harabasz, cluster shares.
 
-Spark ML has silhouette only. These come from per-cluster aggregates — count, vector sum, sum of squared
+Spark ML has silhouette only, as two jobs per labelling. These — and silhouette — come from per-cluster aggregates — count, vector sum, sum of squared
 norms, sum of distances to the cluster mean — and only K small vectors per labelling reach the driver.
 Definitions follow scikit-learn (centroids are the means of each cluster's rows):
 
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -33,6 +32,7 @@ SILHOUETTE_DISTANCE = "squaredEuclidean"
 class ClusterStats:
     sizes: np.ndarray  # (k,)
     means: np.ndarray  # (k, d) cluster means
+    squares: np.ndarray  # (k,) sum of the squared norms of each cluster's rows
     inertia: float
     davies_bouldin: float
     calinski_harabasz: float
@@ -106,15 +106,42 @@ def _metrics(sizes: np.ndarray, means: np.ndarray, squares: np.ndarray, distance
     ratios[~np.isfinite(ratios)] = 0.0  # sklearn's convention for coincident centres
     np.fill_diagonal(ratios, 0.0)
     db = float(np.mean(ratios.max(axis=1)))
-    return ClusterStats(sizes, means, within, db, float(ch))
+    return ClusterStats(sizes, means, squares, within, db, float(ch))
 
 
-def silhouette(predictions: DataFrame, features_col: str, prediction_col: str) -> float:
-    """Spark's silhouette with squared Euclidean distance (linear in rows, computed from cluster aggregates)."""
-    evaluator = ClusteringEvaluator(
-        featuresCol=features_col, predictionCol=prediction_col, metricName="silhouette", distanceMeasure=SILHOUETTE_DISTANCE
-    )
-    return float(evaluator.evaluate(predictions))
+def silhouettes(labelled: DataFrame, features_col: str, stats: Mapping[int, ClusterStats], prediction_cols: Mapping[int, str]) -> dict[int, float]:
+    """The silhouette of each labelling with squared Euclidean distance — Spark's ClusteringEvaluator
+    definition — for every labelling in one pass, from the per-cluster aggregates of `cluster_stats`.
+
+    The mean squared distance from x to the rows of cluster C is ‖x‖² − 2·x·μ_C + Q_C / n_C (μ the mean,
+    Q the sum of squared norms), so each row needs only its distances to the K means, as column
+    expressions. For the row's own cluster the mean excludes the row itself (× n / (n − 1)); a row alone in
+    its cluster scores 0; s = 1 − a/b when a < b, b/a − 1 when a > b. (ClusteringEvaluator computes the
+    same from the same aggregates, but as two jobs per K; the sweep measures every K together.)"""
+    x = vector_to_array(F.col(features_col))
+    d = len(next(iter(stats.values())).means[0])
+    norm = sum_of(x.getItem(i) * x.getItem(i) for i in range(d))
+    scores = []
+    for k, column in prediction_cols.items():
+        st = stats[k]
+        label = F.col(column).cast("int")
+        present = [c for c in range(k) if st.sizes[c] > 0]
+        mean_distance = {
+            c: norm - 2 * sum_of(x.getItem(i) * F.lit(float(st.means[c][i])) for i in range(d)) + F.lit(float(st.squares[c] / st.sizes[c]))
+            for c in present
+        }
+        own_size = F.element_at(F.array(*[F.lit(float(n)) for n in st.sizes]), label + 1)
+        own = F.coalesce(*[F.when(label == c, mean_distance[c]) for c in present]) * own_size / (own_size - 1)
+        nearest_other = F.array_min(F.array(*[F.when(label != c, mean_distance[c]) for c in present]))
+        score = (
+            F.when(own_size == 1, F.lit(0.0))
+            .when(own < nearest_other, 1 - own / nearest_other)
+            .when(own > nearest_other, nearest_other / own - 1)
+            .otherwise(F.lit(0.0))
+        )
+        scores.append(F.avg(score).alias(str(k)))
+    row = labelled.agg(*scores).first()
+    return {k: float(row[str(k)]) for k in prediction_cols}
 
 
 def contingency_tables(labelled: DataFrame, pairs: Mapping[int, tuple[str, str]]) -> dict[int, np.ndarray]:

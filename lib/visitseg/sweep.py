@@ -41,7 +41,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from visitseg.config import ModelConfig
-from visitseg.metrics import SILHOUETTE_DISTANCE, adjusted_rand_index, cluster_stats, contingency_tables, silhouette
+from visitseg.metrics import SILHOUETTE_DISTANCE, adjusted_rand_index, cluster_stats, contingency_tables, silhouettes
 from visitseg.preprocess import FEATURES
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) ->
             d = len(models[ks[0]].clusterCenters()[0])
             stats = cluster_stats(labelled, FEATURES, d, {k: _label_col(k, ALL) for k in ks})
             agreement = contingency_tables(labelled, {k: (_label_col(k, 0), _label_col(k, 1)) for k in ks})
-            silhouettes = dict(zip(ks, pool.map(lambda k: silhouette(labelled, FEATURES, _label_col(k, ALL)), ks)))
+            silhouette = silhouettes(labelled, FEATURES, stats, {k: _label_col(k, ALL) for k in ks})
         finally:
             labelled.unpersist()
     results = []
@@ -162,7 +162,7 @@ def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) ->
         result = KResult(
             k=k,
             inertia=stats[k].inertia,
-            silhouette=silhouettes[k],
+            silhouette=silhouette[k],
             davies_bouldin=stats[k].davies_bouldin,
             calinski_harabasz=stats[k].calinski_harabasz,
             min_cluster_share=float(stats[k].shares.min()),
