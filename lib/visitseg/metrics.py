@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -121,26 +122,33 @@ def silhouettes(labelled: DataFrame, features_col: str, stats: Mapping[int, Clus
     x = vector_to_array(F.col(features_col))
     d = len(next(iter(stats.values())).means[0])
     norm = sum_of(x.getItem(i) * x.getItem(i) for i in range(d))
-    scores = []
-    for k, column in prediction_cols.items():
-        st = stats[k]
-        label = F.col(column).cast("int")
-        present = [c for c in range(k) if st.sizes[c] > 0]
-        mean_distance = {
-            c: norm - 2 * sum_of(x.getItem(i) * F.lit(float(st.means[c][i])) for i in range(d)) + F.lit(float(st.squares[c] / st.sizes[c]))
-            for c in present
-        }
-        own_size = F.element_at(F.array(*[F.lit(float(n)) for n in st.sizes]), label + 1)
-        own = F.coalesce(*[F.when(label == c, mean_distance[c]) for c in present]) * own_size / (own_size - 1)
-        nearest_other = F.array_min(F.array(*[F.when(label != c, mean_distance[c]) for c in present]))
-        score = (
-            F.when(own_size == 1, F.lit(0.0))
-            .when(own < nearest_other, 1 - own / nearest_other)
-            .when(own > nearest_other, nearest_other / own - 1)
-            .otherwise(F.lit(0.0))
-        )
-        scores.append(F.avg(score).alias(str(k)))
-    row = labelled.agg(*scores).first()
+    present = {k: [c for c in range(k) if stats[k].sizes[c] > 0] for k in prediction_cols}
+    # Step 1, persisted so the optimiser cannot inline it into step 2 (that repeats every distance in every
+    # branch and the expression outgrows code generation): each row's mean distance to each cluster mean.
+    distances = labelled.select(
+        *[F.col(column).cast("int").alias(f"_l{k}") for k, column in prediction_cols.items()],
+        *[
+            (norm - 2 * sum_of(x.getItem(i) * F.lit(float(stats[k].means[c][i])) for i in range(d)) + F.lit(float(stats[k].squares[c] / stats[k].sizes[c]))).alias(f"_d{k}_{c}")
+            for k in prediction_cols for c in present[k]
+        ],
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        scores = []
+        for k in prediction_cols:
+            label = F.col(f"_l{k}")
+            own_size = F.element_at(F.array(*[F.lit(float(n)) for n in stats[k].sizes]), label + 1)
+            own = F.coalesce(*[F.when(label == c, F.col(f"_d{k}_{c}")) for c in present[k]]) * own_size / (own_size - 1)
+            nearest_other = F.array_min(F.array(*[F.when(label != c, F.col(f"_d{k}_{c}")) for c in present[k]]))
+            score = (
+                F.when(own_size == 1, F.lit(0.0))
+                .when(own < nearest_other, 1 - own / nearest_other)
+                .when(own > nearest_other, nearest_other / own - 1)
+                .otherwise(F.lit(0.0))
+            )
+            scores.append(F.avg(score).alias(str(k)))
+        row = distances.agg(*scores).first()
+    finally:
+        distances.unpersist()
     return {k: float(row[str(k)]) for k in prediction_cols}
 
 
