@@ -51,10 +51,10 @@ def test_eta_squared_is_the_share_of_variance_the_segments_explain():
         sum((labels == s).sum() * (X[labels == s, j].mean() - X[:, j].mean()) ** 2 for s in range(3)) / ((X[:, j] - X[:, j].mean()) ** 2).sum()
         for j in range(2)
     ]
-    np.testing.assert_allclose(eta_squared(groups, 2), expected, rtol=1e-9)
-    assert eta_squared(groups, 2)[0] > 0.5 > 0.05 > eta_squared(groups, 2)[1]  # the segments differ in column 0 only
+    np.testing.assert_allclose(eta_squared(groups), expected, rtol=1e-9)
+    assert eta_squared(groups)[0] > 0.5 > 0.05 > eta_squared(groups)[1]  # the segments differ in column 0 only
     shift = max(np.linalg.norm(X[(labels == s) & (halves == 0)].mean(axis=0) - X[(labels == s) & (halves == 1)].mean(axis=0)) for s in range(3))
-    assert half_mean_shift(groups, 2) == pytest.approx(shift)
+    assert half_mean_shift(groups) == pytest.approx(shift)
 
 
 def test_profile_shift_of_kmeans_matches_each_centre_to_its_nearest():

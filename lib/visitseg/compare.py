@@ -50,11 +50,11 @@ def compare_methods(
     result = {}
     for method in ("kmeans", "rules"):
         groups = [r for r in rows if r["method"] == method]
-        eta = eta_squared(groups, d)
+        eta = eta_squared(groups)
         if method == "kmeans":
             stability, shift = kmeans_stability, nearest_centre_shift(*[np.array(m.clusterCenters()) for m in kmeans_halves])
         else:
-            stability, shift = 1.0, half_mean_shift(groups, d)
+            stability, shift = 1.0, half_mean_shift(groups)
         result[method] = {
             "segments": len({r["segment"] for r in groups}),
             "mean_eta_squared": float(np.mean(eta)),
@@ -65,7 +65,7 @@ def compare_methods(
     return result
 
 
-def eta_squared(groups: list, d: int) -> np.ndarray:
+def eta_squared(groups: list) -> np.ndarray:
     """Per feature, between-segment / total sum of squares, from per-(segment, half) counts, sums and squares."""
     segments = sorted({r["segment"] for r in groups})
     n = np.array([sum(r["n"] for r in groups if r["segment"] == s) for s in segments], dtype=float)
@@ -78,7 +78,7 @@ def eta_squared(groups: list, d: int) -> np.ndarray:
         return np.where(total > 0, between / total, 0.0)
 
 
-def half_mean_shift(groups: list, d: int) -> float:
+def half_mean_shift(groups: list) -> float:
     """The largest distance between a segment's mean vector on half 0 and on half 1 (segments in both)."""
     means = {(r["segment"], r["half"]): np.array(r["sum"]) / r["n"] for r in groups}
     shifts = [np.linalg.norm(means[(s, 0)] - means[(s, 1)]) for s, h in means if h == 0 and (s, 1) in means]

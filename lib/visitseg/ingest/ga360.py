@@ -169,7 +169,8 @@ def visits_from_sessions(sessions: DataFrame, run_id: str) -> DataFrame:
 
 
 # Each funnel count of the visit table and the action code it counts (None: GA360 has no such step).
-_FUNNEL_CODES = {name: next((code for code, step in ACTION_CODES.items() if step == action), None) for action, name in FUNNEL_COUNTS.items()}
+_CODE_OF_STEP = {step: code for code, step in ACTION_CODES.items()}
+_FUNNEL_CODES = {name: _CODE_OF_STEP.get(step) for step, name in FUNNEL_COUNTS.items()}
 
 
 def _transactions(transaction: Column) -> tuple[Column, Column]:
