@@ -61,7 +61,7 @@ def test_zero_variance_features_are_dropped_and_unknown_ones_named(frame):
 
 def test_pipeline_standardises_and_survives_save_and_load(frame, tmp_path):
     cfg = load_config([], ['model.features=["revenue", "flag"]', "model.winsor_method=none"]).model
-    model = fit_preprocessing(frame, ("revenue", "flag"), cfg)
+    model = fit_preprocessing(frame, ("revenue", "flag"), (), cfg)
     out = np.array([r[FEATURES].toArray() for r in model.transform(frame).collect()])
     assert out.mean(axis=0) == pytest.approx([0.0, 0.0], abs=1e-9)
     assert out.std(axis=0, ddof=1) == pytest.approx([1.0, 1.0])  # Spark's StandardScaler uses the sample std

@@ -93,6 +93,7 @@ def ga4_sessions() -> pd.DataFrame:
             engaged = params.get("session_engaged")
             records.append({
                 "visit_key": f"{r['user_pseudo_id']}-{int(params['ga_session_id']['int_value'])}",
+                "user": r["user_pseudo_id"],
                 "event_date": r["event_date"],
                 "event_name": r["event_name"],
                 # "1" as a string, and on some events of this export as an integer.
@@ -113,6 +114,7 @@ def ga4_sessions() -> pd.DataFrame:
         "engagement_time_sec": events.groupby("visit_key").engagement_ms.sum() / 1000,
         "days": events.groupby("visit_key").event_date.nunique(),
         "first_day": events.groupby("visit_key").event_date.min(),
+        "user": events.groupby("visit_key").user.first(),
     })
 
 
@@ -149,13 +151,15 @@ def test_ga4_sessions_across_midnight_are_one_visit_dated_by_their_first_day(ga4
 
 
 def segment_bars(spark, out: str, run_id: str, purchase_visits: int, cfg) -> None:
-    """The issue's bars for one real input: >= 4 segments, none above 60% of visits, the segments that
-    convert at >= 4x the overall rate hold >= 90% of purchase visits, and names true to the profile."""
+    """The issue's bars for one real input: >= 4 segments, none above 60% of visits (or users), the
+    segments that convert at >= 4x the overall rate hold >= 90% of purchase visits (or buying users), and
+    names true to the profile."""
     centres = delta.read_table(spark, f"{out}/cluster_centers").filter(F.col("run_id") == run_id).toPandas()
     assert len(centres) >= 4
     assert centres.share.max() <= 0.6
-    overall = (centres.conversion_rate * centres.n_visits).sum() / centres.n_visits.sum()
-    buyers = (centres.conversion_rate * centres.n_visits).round().astype(int)
+    n = centres.n_users if cfg.features.grain == "user" else centres.n_visits
+    overall = (centres.conversion_rate * n).sum() / n.sum()
+    buyers = (centres.conversion_rate * n).round().astype(int)
     assert buyers.sum() == purchase_visits
     assert buyers[centres.conversion_rate >= 4 * overall].sum() >= 0.9 * purchase_visits
     naming = cfg.naming
@@ -181,6 +185,17 @@ def test_one_ga4_day_alone_gives_actionable_segments(spark, tmp_path, ga4_sessio
     run_job(spark, cfg)
     purchase_visits = int(((ga4_sessions.purchases > 0) & (ga4_sessions.first_day == "20201107")).sum())
     segment_bars(spark, str(tmp_path), cfg.run.run_id, purchase_visits, cfg)
+
+
+def test_ga4_week_at_user_grain_gives_actionable_segments(spark, tmp_path, ga4_sessions):
+    cfg = make_config("ga4", str(GA4_WEEK), str(tmp_path), overrides=["features.grain=user"])
+    run_job(spark, cfg)
+    users = delta.read_table(spark, f"{tmp_path}/user_features").toPandas().set_index("user_key")
+    per_user = ga4_sessions.groupby("user")
+    assert len(users) == per_user.ngroups
+    assert (users.transactions.sort_index() == per_user.purchases.sum().sort_index()).all()
+    assert (users.searches.sort_index() == per_user.searches.sum().sort_index()).all()
+    segment_bars(spark, str(tmp_path), cfg.run.run_id, int((per_user.purchases.sum() > 0).sum()), cfg)
 
 
 def test_rules_on_the_ga360_day_follow_the_funnel_and_are_compared_with_kmeans(spark, tmp_path, ga360_totals):

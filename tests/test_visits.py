@@ -79,10 +79,12 @@ def test_user_features(spark):
     users = user_features(visits, "r1")
     expected = spark.createDataFrame(
         [
-            ("u1", 2, 4, 1, 1, 1, 20.0, 2.0, 0.5, 2, D1, D2, 0, "r1"),
-            ("u2", 1, 0, 1, 0, 0, 0.0, 0.0, 0.0, 1, D1, D1, 2, "r1"),
-            ("u3", 1, 1, 0, 0, 2, 15.0, 1.0, 1.0, 1, D1, D1, 2, "r1"),
-            ("u4", 2, 3, 0, 0, 0, 0.0, 1.5, 0.0, 2, D1, D2, 0, "r1"),
+            # user, sessions, views, product views, add-to-carts, searches, cart steps, transactions, revenue,
+            # engagement s, time on site s, bounced sessions, views/session, purchase ratio, days, first, last, recency
+            ("u1", 2, 4, 1, 1, 0, 1, 1, 20.0, 150.0, 150.0, 1, 2.0, 0.5, 2, D1, D2, 0, "r1"),
+            ("u2", 1, 0, 1, 0, 0, 0, 0, 0.0, 10.0, 10.0, 0, 0.0, 0.0, 1, D1, D1, 2, "r1"),
+            ("u3", 1, 1, 0, 0, 1, 1, 2, 15.0, 7.0, 9.0, 0, 1.0, 1.0, 1, D1, D1, 2, "r1"),
+            ("u4", 2, 3, 0, 0, 0, 0, 0, 0.0, 42.0, 20.0, 1, 1.5, 0.0, 2, D1, D2, 0, "r1"),
         ],
         USER_FEATURES_SCHEMA,
     )

@@ -46,6 +46,18 @@ DEFAULT_FEATURES = (
     "transactions",
     "transaction_revenue",
 )
+# Their counterparts at user grain (`features.grain = user`): the same behaviour summed over a user's
+# visits, plus how many visits; log1p-transformed by default too.
+USER_DEFAULT_FEATURES = (
+    "sessions",
+    "total_views",
+    "engagement_time_sec",
+    "product_views",
+    "searches",
+    "cart_steps",
+    "transactions",
+    "revenue",
+)
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,8 @@ def usable_features(df: DataFrame, features: tuple[str, ...]) -> FeatureProfile:
     return FeatureProfile(kept, dropped)
 
 
-def preprocessing_pipeline(features: tuple[str, ...], cfg: ModelConfig) -> Pipeline:
-    log1p = [c for c in cfg.log1p_features if c in features]
+def preprocessing_pipeline(features: tuple[str, ...], log1p: tuple[str, ...], cfg: ModelConfig) -> Pipeline:
+    log1p = [c for c in log1p if c in features]
     return Pipeline(
         stages=[
             Winsorizer(inputCols=list(features), method=cfg.winsor_method, z=cfg.winsor_z, quantile=cfg.winsor_quantile, log1pCols=log1p),
@@ -120,5 +120,6 @@ def preprocessing_pipeline(features: tuple[str, ...], cfg: ModelConfig) -> Pipel
     )
 
 
-def fit_preprocessing(df: DataFrame, features: tuple[str, ...], cfg: ModelConfig) -> PipelineModel:
-    return preprocessing_pipeline(features, cfg).fit(df)
+def fit_preprocessing(df: DataFrame, features: tuple[str, ...], log1p: tuple[str, ...], cfg: ModelConfig) -> PipelineModel:
+    """`log1p`: the features (of `features`) to log1p before clipping (`segment.model_features`)."""
+    return preprocessing_pipeline(features, log1p, cfg).fit(df)

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.config import DEFAULT_FEATURES, Config
+from visitseg.config import DEFAULT_FEATURES, USER_DEFAULT_FEATURES, Config
 from visitseg.errors import EmptyInputError
 from visitseg.features import FeatureTable
 from visitseg.compare import compare_methods
@@ -68,17 +68,14 @@ GRAINS = {
         labels_table="user_clusters",
         count_col="n_users",
         label_columns=("user_key", "last_visit_date"),
-        default_features=(
-            "sessions", "total_views", "views_per_session", "add_to_carts", "transactions", "revenue",
-            "purchase_ratio", "active_days", "recency_days",
-        ),
+        default_features=USER_DEFAULT_FEATURES,
         profile={
             "conversion_rate": "CAST(transactions > 0 AS DOUBLE)",
             "revenue_per_visit": "revenue / sessions",
-            "bounce_rate": "CAST(total_views <= 1 AND sessions = 1 AS DOUBLE)",
-            "cart_rate": "CAST(add_to_carts > 0 AS DOUBLE)",
+            "bounce_rate": "CAST(bounced_sessions = sessions AS DOUBLE)",  # every visit of the user bounced
+            "cart_rate": "CAST(cart_steps > 0 AS DOUBLE)",
             "pageviews": "views_per_session",
-            "time_on_site_sec": "CAST(0 AS DOUBLE)",
+            "time_on_site_sec": "time_on_site_sec / sessions",
         },
     ),
 }
@@ -108,11 +105,16 @@ class Segmentation:
             df.unpersist()
 
 
-def model_features(cfg: Config) -> tuple[str, ...]:
+def model_features(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The features to cluster and those of them to log1p. The visit defaults do not exist at user grain:
+    there a default list stands for the user defaults."""
     grain = GRAINS[cfg.features.grain]
-    if cfg.features.grain == "user" and cfg.model.features == DEFAULT_FEATURES:
-        return grain.default_features  # the visit defaults do not exist at user grain
-    return cfg.model.features
+    features, log1p = cfg.model.features, cfg.model.log1p_features
+    if features == DEFAULT_FEATURES:
+        features = grain.default_features
+    if log1p == DEFAULT_FEATURES:
+        log1p = grain.default_features
+    return features, tuple(c for c in log1p if c in features)
 
 
 def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> Segmentation:
@@ -120,8 +122,9 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
     seed, run_id = cfg.run.seed, cfg.run.run_id
     rules = cfg.model.method == "rules"
     with stages("preprocess") as facts:
-        usable = usable_features(table.df, model_features(cfg))
-        preprocessing = fit_preprocessing(table.df, usable.kept, cfg.model)
+        features, log1p = model_features(cfg)
+        usable = usable_features(table.df, features)
+        preprocessing = fit_preprocessing(table.df, usable.kept, log1p, cfg.model)
         # Not persisted: the transform is a few column expressions over the persisted feature table, and
         # caching every row again with its vector ran a 1 GB driver out of heap at 12.7M visits. KMeans'
         # block solver caches its own blocks; only the sweep sample (or small tables) is persisted.
