@@ -3,6 +3,7 @@ the GA360 day, the GA4 week and each GA4 day alone — in one Spark session, pri
 README's "Segments on real data" section quotes.
 
     python scripts/real_exports.py [--real ../shared/data/real] [--output out/real] [--set model.k_max=8 ...]
+    python scripts/real_exports.py --set features.grain=user     # the same at user grain (users, buying users)
 
 Per input: visits, purchase visits, chosen K and why, the stability and silhouette of that K, whether
 the structure is weak, the share of purchase visits inside segments converting at >= 4x the overall
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F
 from visitseg import delta
 from visitseg.config import SparkConfig, load_config, with_values
 from visitseg.outputs import run_job
+from visitseg.segment import GRAINS
 from visitseg.spark import build_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,12 +40,14 @@ def inputs(real: Path) -> list[tuple[str, str, str, dict]]:
     return runs
 
 
-def buyer_concentration(spark, out: str, run_id: str) -> tuple[int, float]:
-    """(purchase visits, share of them inside segments converting at >= BUYER_LIFT x the overall rate)."""
-    labels = delta.read_table(spark, f"{out}/session_clusters").filter(F.col("run_id") == run_id)
-    features = delta.read_table(spark, f"{out}/visit_features").filter(F.col("run_id") == run_id)
+def buyer_concentration(spark, out: str, run_id: str, grain_name: str) -> tuple[int, float]:
+    """(purchase visits — or buying users — and the share of them inside segments converting at
+    >= BUYER_LIFT x the overall rate)."""
+    grain = GRAINS[grain_name]
+    labels = delta.read_table(spark, f"{out}/{grain.labels_table}").filter(F.col("run_id") == run_id)
+    features = delta.read_table(spark, f"{out}/{grain_name}_features").filter(F.col("run_id") == run_id)
     per_cluster = (
-        labels.join(features.select("visit_key", (F.col("transactions") > 0).cast("int").alias("bought")), "visit_key")
+        labels.join(features.select(grain.key, (F.col("transactions") > 0).cast("int").alias("bought")), grain.key)
         .groupBy("cluster_id")
         .agg(F.count(F.lit(1)).alias("n"), F.sum("bought").alias("buyers"))
         .collect()
@@ -74,10 +78,11 @@ def main() -> None:
         summary = run_job(spark, cfg)
         seg = summary.segmentation
         chosen = next(r for r in seg.results if r.k == seg.k)
-        buyers, concentration = buyer_concentration(spark, out, name)
-        print(f"\n## {name}: {summary.record['n_rows']:,} visits, {buyers:,} with a purchase")
+        unit = "visits" if cfg.features.grain == "visit" else "users"
+        buyers, concentration = buyer_concentration(spark, out, name, cfg.features.grain)
+        print(f"\n## {name}: {summary.record['n_rows']:,} {unit}, {buyers:,} with a purchase")
         print(f"K = {seg.k}, stability {chosen.stability:.3f}, silhouette {chosen.silhouette:.3f}; "
-              f"purchase visits in segments converting >= {BUYER_LIFT:g}x overall: {concentration:.1%}")
+              f"purchasing {unit} in segments converting >= {BUYER_LIFT:g}x overall: {concentration:.1%}")
         print(f"why: {seg.reason}")
         if seg.weak_structure:
             print(f"WARNING: {seg.weak_structure}")
@@ -85,10 +90,12 @@ def main() -> None:
         for method, f in (seg.comparison or {}).items():
             print(f"{method:>6}: {f['segments']} segments, mean eta² {f['mean_eta_squared']:.3f}, "
                   f"split stability {f['split_stability_ari']:.3f}, profile shift {f['profile_shift']:.3f} sd")
-        print(f"| {'segment':<32} | {'share':>6} | {'conversion':>10} | {'bounce':>6} | {'cart':>6} | {'pageviews':>9} |")
+        views = "pageviews" if cfg.features.grain == "visit" else "views_per_session"
+        print(f"| {'segment':<32} | {'share':>6} | {'conversion':>10} | {'bounce':>6} | {'cart':>6} | {views:>9} |")
         for c in seg.centres:
+            mean_views = c[views] if views in c else c["total_views"] / c["sessions"]
             print(f"| {c['segment']:<32} | {c['share']:>6.1%} | {c['conversion_rate']:>10.1%} | {c['bounce_rate']:>6.1%} | "
-                  f"{c['cart_rate']:>6.1%} | {c['pageviews']:>9.1f} |")
+                  f"{c['cart_rate']:>6.1%} | {mean_views:>9.1f} |")
     spark.stop()
 
 

@@ -119,7 +119,7 @@ class ModelConfig:
     refit_seeds: int = 2  # more seeds for a K that looks like a poor local optimum (README: "The model"); 0 = never
     solver: str = "block"  # block: distances by matrix products (dense data, 3-4x faster here); row; auto
     sweep_sample_rows: int = 100_000
-    sweep_parallelism: int = 2  # Ks fitted at once (threads sharing the executors, like CrossValidator's parallelism)
+    sweep_parallelism: int = 4  # fits at once (driver threads sharing the executors, like CrossValidator's parallelism)
     min_cluster_share: float = 0.005  # buyers are ~1-2% of real visits: a smaller floor would hide them
     max_cluster_share: float = 0.6  # automatic K prefers Ks whose largest segment holds at most this share
     min_stability: float = 0.8  # ... and whose split-half adjusted Rand index is at least this

@@ -22,7 +22,7 @@ RAW_CLUSTER = "raw_cluster"
 def with_nearest_centre(df: DataFrame, centres: np.ndarray) -> DataFrame:
     """Adds raw_cluster (index into `centres`), distance_to_centroid and margin; needs the `features` vector."""
     names = [f"_d{i}" for i in range(len(centres))]
-    distances = [F.sqrt(squared_distance(F.col("_x"), centre)).alias(name) for name, centre in zip(names, centres)]
+    distances = [F.expr(f"sqrt({squared_distance('_x', centre)})").alias(name) for name, centre in zip(names, centres)]
     nearest = F.least(*[F.col(n) for n in names])
     second = F.array_sort(F.array(*[F.col(n) for n in names]))[1]
     return (
