@@ -1,7 +1,8 @@
 """The only module that reads or writes Delta tables: one interface, two writers.
 
-* native — Spark's own Delta source (`format("delta")` with `replaceWhere`), used on clusters that ship
-  Delta Lake (EMR, Dataproc, Databricks, or `--packages io.delta:delta-spark_2.13:<version>`).
+* native — Spark's own Delta source (`format("delta")` with `replaceWhere` on the partition column; the
+  same semantics on Delta 3.3 for Spark 3.5 and Delta 4.x for Spark 4), used on clusters that ship Delta
+  Lake (EMR, Dataproc, Databricks, or `--packages` with the coordinates of `versions.delta_package`).
 * deltalake — for sessions without the Delta jars (they cannot be fetched where Maven Central is out of
   reach, and no Python package ships them). Spark's executors write the Parquet data files in parallel
   into a staging folder; the driver moves exactly those files into the partition folder and commits them
@@ -34,10 +35,11 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
+from visitseg.arrow_types import from_arrow_schema, to_arrow_schema
 from visitseg.errors import DeltaTableError, DeltaUnavailableError
 from visitseg.spark import session_has_delta
+from visitseg.versions import delta_package
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,15 @@ STAGING_DIR = "_visitseg_staging"  # leading underscore: ignored by Spark's file
 SAFE_PARTITION_VALUE = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Reader features the jar-free reader cannot honour: it reads the Parquet files the log lists, as they are.
 UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping", "v2Checkpoint"}
-NATIVE_HINT = (
-    "Start Spark with the Delta Lake jars, e.g. spark-submit --packages io.delta:delta-spark_2.13:4.0.0 "
-    "(on EMR enable the delta-defaults classification; Dataproc 2.3+ and Databricks ship them), "
-    "or set output.delta_writer = \"deltalake\" (or \"auto\") to commit through the deltalake package."
-)
+
+
+def native_hint(spark: SparkSession) -> str:
+    """How to get Spark's Delta source on this session's Spark line, or do without it."""
+    return (
+        f"Start Spark with the Delta Lake jars of its line, here spark-submit --packages {delta_package(spark.version)} "
+        "(Dataproc: the DELTA optional component; EMR: the delta-defaults classification; Databricks ships it), "
+        "or set output.delta_writer = \"deltalake\" (or \"auto\") to commit through the deltalake package."
+    )
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def choose_writer(spark: SparkSession, requested: str) -> str:
     """Resolve `output.delta_writer`: auto picks native when the session has Delta, else deltalake."""
     has_delta = session_has_delta(spark)
     if requested == "native" and not has_delta:
-        raise DeltaUnavailableError(f"output.delta_writer = \"native\" but this Spark session has no Delta Lake. {NATIVE_HINT}")
+        raise DeltaUnavailableError(f"output.delta_writer = \"native\" but this Spark session has no Delta Lake. {native_hint(spark)}")
     if requested == "auto":
         return "native" if has_delta else "deltalake"
     return requested
@@ -103,9 +109,9 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
     unsupported = UNSUPPORTED_READER_FEATURES & set(protocol.reader_features or [])
     if unsupported:
         raise DeltaTableError(
-            f"{path}: uses Delta reader features {sorted(unsupported)}, which only Spark's Delta source can read. {NATIVE_HINT}"
+            f"{path}: uses Delta reader features {sorted(unsupported)}, which only Spark's Delta source can read. {native_hint(spark)}"
         )
-    schema = from_arrow_schema(pa.schema(table.schema().to_arrow()), prefer_timestamp_ntz=False)
+    schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
     files = table.file_uris()
     if not files:
         return spark.createDataFrame([], schema)
@@ -225,7 +231,7 @@ def _describe(schema: pa.Schema) -> str:
 
 def _delta_schema(df: DataFrame) -> DeltaSchema:
     """The data's schema in Delta terms, every field nullable (as Spark's own Delta writer declares them)."""
-    arrow = to_arrow_schema(df.schema, timezone="UTC")
+    arrow = to_arrow_schema(df.schema)
     return DeltaSchema.from_arrow(pa.schema([pa.field(f.name, _nullable(f.type), nullable=True) for f in arrow]))
 
 

@@ -46,9 +46,9 @@ def mapped_events(raw: DataFrame, cfg: EventsConfig) -> DataFrame:
     if cfg.revenue_col:
         required[cfg.revenue_col] = "number"
     require_columns(raw, required, "events input")
-    revenue = F.col(cfg.revenue_col).try_cast("double") if cfg.revenue_col else F.lit(None).cast("double")
+    revenue = _try_cast(f"`{cfg.revenue_col}`", "DOUBLE") if cfg.revenue_col else F.lit(None).cast("double")
     return raw.select(
-        F.col(cfg.timestamp_col).try_cast("double").try_cast("long").alias("ts_ms"),
+        _try_cast(f"try_cast(`{cfg.timestamp_col}` AS DOUBLE)", "BIGINT").alias("ts_ms"),
         _id_text(raw, cfg.visitor_col).alias("user_key"),
         F.col(cfg.event_col).cast("string").alias("event"),
         _id_text(raw, cfg.item_col).alias("product_id"),
@@ -57,10 +57,16 @@ def mapped_events(raw: DataFrame, cfg: EventsConfig) -> DataFrame:
     )
 
 
+def _try_cast(sql: str, to: str) -> Column:
+    """SQL try_cast: null where the value does not convert, whatever spark.sql.ansi.enabled says.
+    (The SQL function exists on Spark 3.5 and 4.x; `Column.try_cast` only on 4.x.)"""
+    return F.expr(f"try_cast({sql} AS {to})")
+
+
 def _id_text(df: DataFrame, name: str) -> Column:
     """Ids as text; float ids (pandas writes integer columns with gaps as float) lose their '.0'."""
     if isinstance(df.schema[name].dataType, (T.FloatType, T.DoubleType, T.DecimalType)):
-        return F.col(name).try_cast("long").cast("string")
+        return _try_cast(f"`{name}`", "BIGINT").cast("string")
     return F.when(F.col(name).cast("string") != "", F.col(name).cast("string"))
 
 
