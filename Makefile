@@ -1,19 +1,22 @@
-# Two commands for people (see README): `make demo` and `make test`. Both set up .venv first.
-VENV ?= .venv
+# Two commands for people (see README): `make demo` and `make test`. Both set up their virtualenvs first.
+# `make test` runs the suite on every Spark line visitseg supports (LINES); `make test LINES=4` on one.
+LINES ?= 4 3.5
 OUT ?= out/demo
+venv_of = $(if $(filter 4,$(1)),.venv,.venv-spark$(1))
 
 .PHONY: setup demo test clean
 
-$(VENV)/.installed: setup.py constraints.txt scripts/setup.sh
-	VENV=$(VENV) scripts/setup.sh
+setup:
+	@$(foreach line,$(LINES),LINE=$(line) scripts/setup.sh &&) true
 
-setup: $(VENV)/.installed
+demo:
+	@LINE=4 scripts/setup.sh
+	.venv/bin/visitseg demo --output $(OUT)
 
-demo: setup
-	$(VENV)/bin/visitseg demo --output $(OUT)
-
-test: setup
-	$(VENV)/bin/python -m pytest
+test:
+	@status=0; \
+	$(foreach line,$(LINES),echo "== Spark line $(line)"; LINE=$(line) scripts/setup.sh && $(call venv_of,$(line))/bin/python -m pytest || status=1;) \
+	exit $$status
 
 clean:
 	rm -rf out .pytest_cache spark-warehouse

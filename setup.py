@@ -15,16 +15,20 @@ setup(
     packages=find_packages("lib"),
     python_requires=">=3.10",
     install_requires=[
-        # delta-spark 4.4 declares pyspark>=4.0.1,<=4.2.0; stay inside that range.
-        "pyspark>=4.0.1,<=4.2.0",
-        "delta-spark>=4.0,<5",
-        "deltalake>=1.1,<2",
+        # Spark 3.5 (Dataproc 2.2/2.3, EMR 7) and 4.x up to the newest line delta-spark supports. On a
+        # cluster, pip sees the cluster's pyspark and keeps it: pick the constraints file of its line.
+        "pyspark>=3.5.0,<4.3",
+        "deltalake>=1.1,<2",  # the jar-free Delta writer (driver only)
         "pyarrow>=15",
         "pandas>=2.0,<3",
         "numpy>=1.26",
         "tomli>=2.0; python_version<'3.11'",
     ],
     extras_require={
+        # The Python side of Spark's Delta source (`configure_spark_with_delta_pip`). Clusters ship Delta
+        # themselves, and each Spark line needs its own Delta line (3.3.x for 3.5, 4.x for 4.x): the
+        # constraints file of the line pins it.
+        "delta": ["delta-spark>=3.2,<5"],
         "dev": ["pytest>=8", "chispa>=0.10", "scikit-learn>=1.4"],
     },
     entry_points={"console_scripts": ["visitseg=visitseg.cli:main"]},

@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Installs what visitseg needs into ./.venv from the project's own files: Java 17 (Debian package) when
-# no java is on PATH, then the package with its pinned dependencies (constraints.txt) and dev extras.
+# Installs what visitseg needs for one Spark line from the project's own files: Java 17 (Debian package)
+# when no java is on PATH, then a virtualenv with the package, its dev extras and the line's pins
+# (constraints/spark-$LINE.txt). LINE=4 (default) → .venv, LINE=3.5 → .venv-spark3.5; VENV overrides.
+# Does nothing when the virtualenv is newer than setup.py, the constraints file and this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-.venv}
+LINE=${LINE:-4}
+CONSTRAINTS=constraints/spark-$LINE.txt
+if [ "$LINE" = 4 ]; then VENV=${VENV:-.venv}; else VENV=${VENV:-.venv-spark$LINE}; fi
 PYTHON=${PYTHON:-python3}
+[ -f "$CONSTRAINTS" ] || { echo "setup: no $CONSTRAINTS; the lines are: $(ls constraints | sed 's/spark-//; s/.txt//' | xargs)" >&2; exit 2; }
 
+stamp="$VENV/.installed"
+if [ -f "$stamp" ] && [ "$stamp" -nt setup.py ] && [ "$stamp" -nt "$CONSTRAINTS" ] && [ "$stamp" -nt scripts/setup.sh ]; then
+  exit 0
+fi
 if ! command -v java >/dev/null 2>&1; then
   echo "setup: no java on PATH; installing openjdk-17-jre-headless" >&2
   apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless
 fi
+echo "setup: Spark line $LINE into $VENV ($CONSTRAINTS)" >&2
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
-touch "$VENV/.installed"
+"$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[dev]"
+touch "$stamp"

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 
+import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
 from visitseg.config import SparkConfig
 from visitseg.spark import build_session
+from visitseg.versions import delta_package
 
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, no warning
+
+
+def pytest_report_header() -> str:
+    """The Spark line under test, first in the output (CI runs the suite once per line)."""
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[:1]
+    return f"visitseg on pyspark {pyspark.__version__}, Python {platform.python_version()}, {' '.join(java) or 'no java on PATH'}"
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +39,9 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
                 "spark.rdd.compress": "false",
                 "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
                 "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
+                # VISITSEG_TEST_DELTA=1 (where Maven is reachable): Spark's Delta source of this line, so
+                # every table of the suite goes through the native writer and reader.
+                **({"spark.jars.packages": delta_package(pyspark.__version__)} if os.environ.get("VISITSEG_TEST_DELTA") == "1" else {}),
             },
         )
     )
