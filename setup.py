@@ -15,9 +15,9 @@ setup(
     packages=find_packages("lib"),
     python_requires=">=3.10",
     install_requires=[
-        # Spark 3.5 (Dataproc 2.2/2.3, EMR 7) and 4.x up to the newest line delta-spark supports. On a
-        # cluster, pip sees the cluster's pyspark and keeps it: pick the constraints file of its line.
-        "pyspark>=3.5.0,<4.3",
+        # Spark 3.5 (Dataproc 2.2/2.3, EMR 7) and 4.0-4.3 (4.3 without Delta's Spark source: no Delta
+        # release supports it yet). On a cluster, pip sees the cluster's pyspark and keeps it.
+        "pyspark>=3.5.0,<4.4",
         "deltalake>=1.1,<2",  # the jar-free Delta writer (driver only)
         "pyarrow>=15",
         "pandas>=2.0,<3",

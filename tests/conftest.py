@@ -41,7 +41,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
                 "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
                 # VISITSEG_TEST_DELTA=1 (where Maven is reachable): Spark's Delta source of this line, so
                 # every table of the suite goes through the native writer and reader.
-                **({"spark.jars.packages": delta_package(pyspark.__version__)} if os.environ.get("VISITSEG_TEST_DELTA") == "1" else {}),
+                **({"spark.jars.packages": delta_package(pyspark.__version__) or ""} if os.environ.get("VISITSEG_TEST_DELTA") == "1" else {}),
             },
         )
     )

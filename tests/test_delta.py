@@ -152,7 +152,7 @@ def test_native_writer_replaces_partition(spark, tmp_path):
     if not session_has_delta(spark):
         pytest.skip(
             f"Spark's Delta source is not on this Spark {spark.version}'s classpath (Maven Central is unreachable here). "
-            f"This test covers the native writer on every supported line ({', '.join(DELTA_PACKAGES.values())}); "
+            f"This test covers the native writer on every supported line ({', '.join(p for p in DELTA_PACKAGES.values() if p)}); "
             f"where Maven is reachable, `VISITSEG_TEST_DELTA=1 make test` runs the whole suite on each line with "
             f"Spark's Delta source (here --packages {delta_package(spark.version)})"
         )

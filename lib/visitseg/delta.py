@@ -39,7 +39,7 @@ from pyspark.sql import DataFrame, SparkSession
 from visitseg.arrow_types import from_arrow_schema, to_arrow_schema
 from visitseg.errors import DeltaTableError, DeltaUnavailableError
 from visitseg.spark import session_has_delta
-from visitseg.versions import delta_package
+from visitseg.versions import UnsupportedSparkError, delta_package
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,16 @@ UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping", "v2Checkpoint
 
 def native_hint(spark: SparkSession) -> str:
     """How to get Spark's Delta source on this session's Spark line, or do without it."""
+    jar_free = "set output.delta_writer = \"deltalake\" (or \"auto\") to commit through the deltalake package."
+    try:
+        package = delta_package(spark.version)
+    except UnsupportedSparkError:
+        package = None
+    if package is None:
+        return f"No Delta Lake release supports Spark {spark.version} (see visitseg.versions): {jar_free}"
     return (
-        f"Start Spark with the Delta Lake jars of its line, here spark-submit --packages {delta_package(spark.version)} "
-        "(Dataproc: the DELTA optional component; EMR: the delta-defaults classification; Databricks ships it), "
-        "or set output.delta_writer = \"deltalake\" (or \"auto\") to commit through the deltalake package."
+        f"Start Spark with the Delta Lake jars of its line, here spark-submit --packages {package} "
+        f"(Dataproc: the DELTA optional component; EMR: the delta-defaults classification; Databricks ships it), or {jar_free}"
     )
 
 

@@ -1,9 +1,11 @@
 """The Spark lines visitseg supports, and the one thing about Delta that differs between them.
 
-visitseg runs on Spark 3.5 (Dataproc 2.2/2.3, EMR 7, Databricks 15.4 LTS) and 4.0–4.2 (Dataproc 3.x,
-Databricks 16+) with the same code: public PySpark APIs only. What a user must pick per line is the
+visitseg runs on Spark 3.5 (Dataproc 2.2/2.3, EMR 7, Databricks 15.4 LTS) and 4.0–4.3 (Dataproc 3.x,
+Databricks 17+) with the same code: public PySpark APIs only. What a user must pick per line is the
 Delta Lake artifact, because each Delta line is built for one Spark line and one Scala version (Delta's
-compatibility table, docs.delta.io/releases; delta-spark's own pyspark pins on PyPI).
+compatibility table, docs.delta.io/releases; delta-spark's own pyspark pins on PyPI). Spark 4.3 has no
+Delta Lake release yet (delta-spark 4.4 stops at pyspark 4.2.0): there visitseg writes with the jar-free
+writer only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ DELTA_PACKAGES = {
     (4, 0): "io.delta:delta-spark_2.13:4.0.1",  # Delta 4.0.x: Spark 4.0, Scala 2.13
     (4, 1): "io.delta:delta-spark_2.13:4.3.1",  # Delta 4.2–4.3: pyspark 4.0.1–4.1.1
     (4, 2): "io.delta:delta-spark_2.13:4.4.1",  # Delta 4.4: Spark 4.2.0
+    (4, 3): None,  # no Delta Lake release for Spark 4.3 yet
 }
 
 
@@ -31,8 +34,8 @@ def spark_line(version: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def delta_package(version: str) -> str:
-    """The Delta Lake Maven coordinates for this Spark version."""
+def delta_package(version: str) -> str | None:
+    """The Delta Lake Maven coordinates for this Spark version; None where no Delta release supports it."""
     line = spark_line(version)
     if line not in DELTA_PACKAGES:
         lines = ", ".join(f"{major}.{minor}" for major, minor in DELTA_PACKAGES)
