@@ -11,6 +11,7 @@ import contextlib
 import glob
 import logging
 import os
+import sys
 import time
 from typing import Iterator
 
@@ -41,6 +42,11 @@ def build_session(cfg: SparkConfig) -> SparkSession:
     conf.set("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")
     for key, value in cfg.conf.items():
         conf.set(key, value)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ and (conf.get("spark.master") or "local").startswith("local"):
+        # visitseg starts a local JVM itself: its Python workers (Spark's own, used to deserialise the few
+        # small tables built on the driver) must run this interpreter, not whatever `python3` is on the
+        # PATH — PySpark refuses a worker of another minor version (seen: a 3.10 venv, python3 = 3.11).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if delta_jars_available(conf) and not conf.get("spark.sql.extensions"):
         conf.set("spark.sql.extensions", DELTA_EXTENSION)
         conf.set("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
