@@ -15,7 +15,9 @@ demo:
 
 test:
 	@status=0; \
-	$(foreach line,$(LINES),echo "== Spark line $(line)"; LINE=$(line) scripts/setup.sh && $(call venv_of,$(line))/bin/python -m pytest || status=1;) \
+	$(foreach line,$(LINES),echo "== Spark line $(line)"; LINE=$(line) scripts/setup.sh && \
+	  $(call venv_of,$(line))/bin/python -c "import platform, pyspark; print('== pyspark', pyspark.__version__, 'on Python', platform.python_version())" && \
+	  $(call venv_of,$(line))/bin/python -m pytest || status=1;) \
 	exit $$status
 
 clean:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 
 import pyspark
 import pytest
@@ -16,12 +14,6 @@ from visitseg.versions import delta_package
 
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, no warning
-
-
-def pytest_report_header() -> str:
-    """The Spark line under test, first in the output (CI runs the suite once per line)."""
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[:1]
-    return f"visitseg on pyspark {pyspark.__version__}, Python {platform.python_version()}, {' '.join(java) or 'no java on PATH'}"
 
 
 @pytest.fixture(scope="session")
