@@ -106,15 +106,15 @@ class Segmentation:
 
 
 def model_features(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The features to cluster and those of them to log1p. The visit defaults do not exist at user grain:
-    there a default list stands for the user defaults."""
+    """The features to cluster and the features to log1p (the pipeline log1ps those of them it keeps).
+    The visit defaults do not exist at user grain: there a default list stands for the user defaults."""
     grain = GRAINS[cfg.features.grain]
     features, log1p = cfg.model.features, cfg.model.log1p_features
     if features == DEFAULT_FEATURES:
         features = grain.default_features
     if log1p == DEFAULT_FEATURES:
         log1p = grain.default_features
-    return features, tuple(c for c in log1p if c in features)
+    return features, log1p
 
 
 def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> Segmentation:
