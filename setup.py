@@ -22,6 +22,7 @@ setup(
         "pyarrow>=15",
         "pandas>=2.0,<3",
         "numpy>=1.26",
+        "matplotlib>=3.8",  # the report page's charts, as inline SVG (README: "The run report")
         "tomli>=2.0; python_version<'3.11'",
     ],
     extras_require={
@@ -29,7 +30,8 @@ setup(
         # themselves, and each Spark line needs its own Delta line (3.3.x for 3.5, 4.x for 4.x): the
         # constraints file of the line pins it.
         "delta": ["delta-spark>=3.2,<5"],
-        "dev": ["pytest>=8", "chispa>=0.10", "scikit-learn>=1.4"],
+        # selenium drives the system's headless Chromium for the report page's browser test and screenshots.
+        "dev": ["pytest>=8", "chispa>=0.10", "scikit-learn>=1.4", "selenium>=4.20"],
     },
     entry_points={"console_scripts": ["visitseg=visitseg.cli:main"]},
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what visitseg needs for one Spark line from the project's own files: Java 17 (Debian package)
-# when no java is on PATH, then a virtualenv with the package, its dev extras and the line's pins
+# when no java is on PATH, headless Chromium and its driver for the report page's browser test (Debian
+# packages, where apt-get can run; the test skips with the reason where they are missing), then a virtualenv with the package, its dev extras and the line's pins
 # (constraints/spark-$LINE.txt). LINE=4 (default) → .venv, LINE=3.5 → .venv-spark3.5; VENV overrides.
 # Does nothing when the virtualenv is newer than setup.py, the constraints file and this script.
 set -euo pipefail
@@ -18,6 +19,15 @@ fi
 if ! command -v java >/dev/null 2>&1; then
   echo "setup: no java on PATH; installing openjdk-17-jre-headless" >&2
   apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium and chromium-driver (the report page's browser test)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } \
+      || echo "setup: could not install chromium; the browser test will be skipped" >&2
+  else
+    echo "setup: no chromium/chromedriver and no root apt-get; the browser test will be skipped" >&2
+  fi
 fi
 echo "setup: Spark line $LINE into $VENV ($CONSTRAINTS)" >&2
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
@@ -15,10 +17,17 @@ from visitseg.report import RUNS_SCHEMA
 from visitseg.schemas import VISIT_FEATURES_SCHEMA
 from visitseg.segment import DIAGNOSTICS_SCHEMA
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+from report_browser import browser_paths, inspect  # noqa: E402 (the project's own browser check)
+
 N_VISITS = 1500
 K_RANGE = ["--set", "model.k_min=2", "--set", "model.k_max=8"]
 LABEL_COLUMNS = ["visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", "run_id"]
-MIX_COLUMNS = ["visit_date", "cluster_id", "segment", "n_visits", "pct", "run_id"]
+MIX_COLUMNS = ["visit_date", "cluster_id", "segment", "n_visits", "pct", "conversion_rate", "revenue_per_visit", "bounce_rate", "run_id"]
+
+
+# Screenshots the browser test leaves for people to look at (CI may keep the folder).
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 
 
 def table(path):
@@ -74,6 +83,21 @@ def test_one_label_per_visit_shares_sum_to_one_and_centres_in_range(run):
     assert mix.n_visits.sum() == N_VISITS
 
 
+def test_daily_mix_kpis_equal_pandas_over_the_written_labels_and_features(run):
+    _, out, _, _ = run
+    rows = table(out / "session_clusters").merge(table(out / "visit_features"), on="visit_key", suffixes=("", "_f"))
+    rows = rows.assign(converted=(rows.transactions > 0).astype(float), bounced=rows.is_bounce.astype(float))
+    expected = (
+        rows.groupby(["visit_date", "cluster_id"])
+        .agg(n_visits=("visit_key", "size"), conversion_rate=("converted", "mean"), revenue_per_visit=("transaction_revenue", "mean"), bounce_rate=("bounced", "mean"))
+        .reset_index()
+    )
+    mix = table(out / "cluster_mix_daily").sort_values(["visit_date", "cluster_id"]).reset_index(drop=True)
+    assert mix.n_visits.tolist() == expected.n_visits.tolist()
+    for kpi in ("conversion_rate", "revenue_per_visit", "bounce_rate"):
+        assert mix[kpi].tolist() == pytest.approx(expected[kpi].tolist()), kpi
+
+
 def test_segments_are_named_from_their_profiles(run):
     fmt, out, _, _ = run
     names = table(out / "cluster_centers").sort_values("cluster_id").segment.tolist()
@@ -107,3 +131,39 @@ def test_report_and_saved_model(run, spark):
     model = PipelineModel.load(report["model_path"])
     scored = model.transform(delta.read_table(spark, str(out / "visit_features")))
     assert scored.select("prediction").distinct().count() == 5
+
+
+def test_report_page_is_drawn_from_the_tables_alone(run, capsys):
+    _, out, _, _ = run
+    page = out / "reports" / "e2e" / "report.html"
+    written = page.read_bytes()
+    page.unlink()
+    assert main(["report", "--output", str(out)]) == 0  # the newest run: e2e
+    assert page.read_bytes() == written
+    assert capsys.readouterr().out.strip() == f"report: {page}"
+
+
+def test_report_of_an_unknown_run_is_a_named_error(run, capsys):
+    _, out, _, _ = run
+    assert main(["report", "--output", str(out), "--run-id", "nope"]) == 2
+    assert "no run 'nope' in" in capsys.readouterr().err and not (out / "reports" / "nope").exists()
+
+
+def test_report_page_in_a_real_browser(run):
+    """Headless Chromium opens the page offline: no console error, no request leaving the machine, every
+    chart drawn, and the cards' names and shares are the cluster_centers table's."""
+    fmt, out, _, _ = run
+    if browser_paths() is None:
+        pytest.skip("no chromium + chromedriver on PATH (Debian packages chromium, chromium-driver; scripts/setup.sh installs them as root)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    facts = inspect(out / "reports" / "e2e" / "report.html", ARTIFACTS / f"report-{fmt}.png")
+    assert facts["problems"] == []
+    assert [c["level"] for c in facts["console"]] == []
+    assert {url.split(":")[0] for url in facts["requests"]} <= {"file", "data"}
+    assert len(facts["charts"]) == 4 and all(c["shapes"] > 10 for c in facts["charts"])
+    assert facts["sections"] == ["Summary", "Segments", "Segment profiles", "K diagnostics", "Daily mix", "Drift", "Data quality"]
+    centers = table(out / "cluster_centers").sort_values("cluster_id")
+    assert [(s["cluster_id"], s["name"], s["share"]) for s in facts["segments"]] == list(zip(centers.cluster_id, centers.segment, centers.share))
+    assert [s["share_text"] for s in facts["segments"]] == [f"{share:.1%}" for share in centers.share]
+    assert facts["size_bytes"] < 5_000_000
+    assert (ARTIFACTS / f"report-{fmt}.png").stat().st_size > 10_000

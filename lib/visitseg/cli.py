@@ -1,4 +1,4 @@
-"""Command line: `visitseg features | run | demo | generate` (entry point of the console script and of jobs/*.py).
+"""Command line: `visitseg features | run | report | demo | generate` (entry point of the console script and of jobs/*.py).
 
 `main` parses arguments, loads the configuration, builds the session and calls one command function;
 the command functions take `(spark, cfg, args)` so tests can inject both. Errors a user can cause
@@ -21,6 +21,7 @@ from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
 from visitseg.errors import VisitsegError
 from visitseg.features import build_features, write_features
 from visitseg.outputs import RunSummary, run_job
+from visitseg.report_page import write_report
 from visitseg.spark import StageLog, build_session
 
 log = logging.getLogger("visitseg")
@@ -50,6 +51,9 @@ def make_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the whole job: features, K sweep, final model and every output table")
     _input(run)
     _common(run)
+    report = commands.add_parser("report", help="draw the report page DIR/reports/<run_id>/report.html of a run from its Delta tables")
+    report.add_argument("--run-id", default=None, metavar="ID", help="default: the newest run in DIR/runs")
+    _common(report)
     demo = commands.add_parser("demo", help="generate the bundled sample hits and run the whole job on them")
     _common(demo)
     generate = commands.add_parser("generate", help="write planted sample hits of any size, in parallel on Spark")
@@ -116,8 +120,13 @@ def describe_run(summary: RunSummary) -> str:
     lines.append("  tables (Delta):")
     lines += [f"    {name:<18} {path}" for name, path in summary.tables.items()]
     lines.append(f"  model:  {record['model_path']}")
-    lines.append(f"  report: {summary.report_path}")
+    lines.append(f"  report: {summary.page_path}")
+    lines.append(f"          {summary.report_path}")
     return "\n".join(lines)
+
+
+def command_report(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
+    print(f"report: {write_report(spark, cfg.output.path, args.run_id)}")
 
 
 def command_demo(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
@@ -140,6 +149,7 @@ def command_generate(spark: SparkSession, cfg: Config, args: argparse.Namespace)
 COMMANDS: dict[str, Callable[[SparkSession, Config, argparse.Namespace], None]] = {
     "features": command_features,
     "run": command_run,
+    "report": command_report,
     "demo": command_demo,
     "generate": command_generate,
 }

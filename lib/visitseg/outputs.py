@@ -1,8 +1,9 @@
 """`visitseg run`: features → segmentation → every output table, the saved model and the run report.
 
-Table order: features, labels, centres, diagnostics, daily mix, then the model and the report, and the
-`runs` row last, so a run listed in `runs` has all its outputs. Every table is partitioned by run_id and
-each write replaces that run's partition (a rerun of a run_id leaves one copy of it).
+Table order: features, labels, centres, diagnostics, daily mix, then the model and the JSON report, and the
+`runs` row last, so a run listed in `runs` has all its outputs. The report page is drawn from those tables
+afterwards. Every table is partitioned by run_id and each write replaces that run's partition (a rerun of
+a run_id leaves one copy of it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from visitseg import delta
 from visitseg.config import Config
 from visitseg.features import build_features, write_features, write_run_table
 from visitseg.report import run_record, runs_frame, write_json
+from visitseg.report_page import write_report
 from visitseg.schemas import RUN_ID
 from visitseg.segment import GRAINS, Segmentation, mix_daily, segment
 from visitseg.spark import StageLog
@@ -31,7 +33,8 @@ class RunSummary:
     record: dict
     segmentation: Segmentation
     tables: dict[str, str]  # table name → path
-    report_path: str
+    report_path: str  # model_report.json
+    page_path: str  # report.html
 
 
 def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
@@ -47,13 +50,14 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         grain = GRAINS[cfg.features.grain]
         labels = write_run_table(spark, cfg, stages, grain.labels_table, seg.labels)
         tables[grain.labels_table] = labels.path
-        # The daily mix from the labels just written (three columns of Parquet) rather than from the lazy
-        # labels, which would assign every row to its centre a second time.
+        # The daily mix from the labels just written (four columns of Parquet) joined to the persisted
+        # feature table for its KPIs, rather than from the lazy labels, which would assign every row to its
+        # centre a second time.
         written = delta.read_table(spark, labels.path).filter(F.col(RUN_ID) == cfg.run.run_id)
         for name, df in (
             ("cluster_centers", seg.centers),
             ("k_diagnostics", seg.diagnostics),
-            ("cluster_mix_daily", mix_daily(written, grain.date_col, cfg.run.run_id)),
+            ("cluster_mix_daily", mix_daily(written, table.df, grain, cfg.run.run_id)),
         ):
             tables[name] = write_run_table(spark, cfg, stages, name, df).path
         model_path = f"{out}/models/{cfg.run.run_id}"
@@ -81,8 +85,9 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
              "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres, "method_comparison": seg.comparison},
         )
         tables["runs"] = write_run_table(spark, cfg, stages, "runs", runs_frame(spark, record)).path
+        page_path = write_report(spark, out, cfg.run.run_id)  # from the tables just written, like `visitseg report`
     finally:
         seg.release()
         table.df.unpersist()
-    return RunSummary(record, seg, tables, report_path)
+    return RunSummary(record, seg, tables, report_path, page_path)
 

@@ -82,8 +82,12 @@ def runs_frame(spark: SparkSession, record: dict[str, Any]) -> DataFrame:
 
 
 def write_json(path: str, document: dict[str, Any]) -> None:
-    """Write a small JSON document to a local path or a URI pyarrow understands (s3://, gs://, hdfs://)."""
+    write_text(path, json.dumps(document, indent=2, default=str))
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a small text file to a local path or a URI pyarrow understands (s3://, gs://, hdfs://)."""
     fs, target = pafs.FileSystem.from_uri(table_uri(path))
     fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(target) as out:
-        out.write(json.dumps(document, indent=2, default=str).encode())
+        out.write(text.encode())

@@ -321,12 +321,22 @@ def diagnostics_frame(spark: SparkSession, results: list[KResult], k: int, rows:
     )
 
 
-def mix_daily(labels: DataFrame, date_col: str, run_id: str) -> DataFrame:
-    """Per day and cluster: visits and their share of the day's visits (how stable the mix is over time)."""
+# The per-row KPIs of the daily mix: the grain's profile expressions, averaged per day and segment.
+DAILY_KPIS = ("conversion_rate", "revenue_per_visit", "bounce_rate")
+
+
+def mix_daily(labels: DataFrame, features: DataFrame, grain: Grain, run_id: str) -> DataFrame:
+    """Per day and cluster: visits, their share of the day's visits (how stable the mix is over time) and
+    the segment's conversion, revenue per visit and bounce rate that day (how its outcomes move).
+    `labels` needs the key, the grain's date, cluster_id and segment; `features` the grain's key and the
+    columns its profile expressions read."""
     per_day = Window.partitionBy("visit_date")
+    kpis = features.select(grain.key, *[F.expr(grain.profile[name]).alias(name) for name in DAILY_KPIS])
     return (
-        labels.groupBy(F.col(date_col).alias("visit_date"), "cluster_id", "segment")
-        .agg(F.count(F.lit(1)).alias("n_visits"))
+        labels.select(grain.key, grain.date_col, "cluster_id", "segment")
+        .join(kpis, grain.key)
+        .groupBy(F.col(grain.date_col).alias("visit_date"), "cluster_id", "segment")
+        .agg(F.count(F.lit(1)).alias("n_visits"), *[F.avg(name).alias(name) for name in DAILY_KPIS])
         .withColumn("pct", F.col("n_visits") / F.sum("n_visits").over(per_day))
-        .select("visit_date", "cluster_id", "segment", "n_visits", "pct", F.lit(run_id).alias("run_id"))
+        .select("visit_date", "cluster_id", "segment", "n_visits", "pct", *DAILY_KPIS, F.lit(run_id).alias("run_id"))
     )

@@ -1,0 +1,106 @@
+"""The report page's parts on hand-built inputs: the daily KPIs (chispa) and what the page says."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+from chispa import assert_df_equality
+from pyspark.sql import types as T
+
+from visitseg.report_page import ReportData, render
+from visitseg.segment import GRAINS, mix_daily
+
+D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+
+
+def test_mix_daily_counts_shares_and_kpis_per_day_and_segment(spark):
+    labels = spark.createDataFrame(
+        [("a", D1, 0, "Bouncers"), ("b", D1, 1, "Buyers"), ("c", D1, 1, "Buyers"), ("d", D2, 1, "Buyers")],
+        "visit_key string, visit_date date, cluster_id int, segment string",
+    )
+    features = spark.createDataFrame(
+        [("a", 0, 0.0, True, 9), ("b", 1, 30.0, False, 9), ("c", 0, 0.0, False, 9), ("d", 2, 50.0, False, 9)],
+        "visit_key string, transactions long, transaction_revenue double, is_bounce boolean, pageviews long",
+    )
+    expected = spark.createDataFrame(
+        [
+            (D1, 0, "Bouncers", 1, 1 / 3, 0.0, 0.0, 1.0, "r"),
+            (D1, 1, "Buyers", 2, 2 / 3, 0.5, 15.0, 0.0, "r"),
+            (D2, 1, "Buyers", 1, 1.0, 1.0, 50.0, 0.0, "r"),
+        ],
+        T.StructType(
+            [
+                T.StructField("visit_date", T.DateType()),
+                T.StructField("cluster_id", T.IntegerType()),
+                T.StructField("segment", T.StringType()),
+                T.StructField("n_visits", T.LongType(), False),
+                *[T.StructField(c, T.DoubleType()) for c in ("pct", "conversion_rate", "revenue_per_visit", "bounce_rate")],
+                T.StructField("run_id", T.StringType(), False),
+            ]
+        ),
+    )
+    actual = mix_daily(labels, features, GRAINS["visit"], "r").orderBy("visit_date", "cluster_id")
+    assert_df_equality(actual, expected, ignore_nullable=True, allow_nan_equality=True)
+
+
+def report_data(**run) -> ReportData:
+    """Two segments over two days, as the tables would hold them."""
+    centre = {"features": ["pageviews", "transactions"], "pageviews": 1.0, "transactions": 0.0}
+    return ReportData(
+        run={
+            "run_id": "r1", "grain": "visit", "input_format": "ga4", "input_path": "/data/ga4", "n_rows": 12_345,
+            "chosen_k": 2, "method": "kmeans", "k_reason": "k=2: the only K", "weak_structure": None,
+            "started_at": dt.datetime(2026, 3, 3, 1, 0), "finished_at": dt.datetime(2026, 3, 3, 1, 5),
+            "visitseg_version": "0.1.0", "spark_version": "4.2.0", "features": ["pageviews", "transactions"],
+            "dropped_features": [], "sweep_rows": 12_345, "sweep_sampled": False, "delta_writer": "deltalake",
+            "stages_json": json.dumps([{"stage": "aggregate visits", "rows_in": 98_765, "rows_out": 12_345, "seconds": 1.5}]),
+            **run,
+        },
+        centres=[
+            {**centre, "cluster_id": 0, "segment": "Bouncers <b>", "n_visits": 10_000, "share": 10_000 / 12_345, "conversion_rate": 0.0,
+             "revenue_per_visit": 0.0, "bounce_rate": 0.9, "standardized": {"pageviews": -1.0, "transactions": -0.2}},
+            {**centre, "cluster_id": 1, "segment": "Buyers", "n_visits": 2_345, "share": 2_345 / 12_345, "conversion_rate": 1.0,
+             "revenue_per_visit": 1234.5, "bounce_rate": 0.0, "standardized": {"pageviews": 2.0, "transactions": 3.0},
+             "pageviews": 20.0, "transactions": 1.0},
+        ],
+        diagnostics=[
+            {"k": k, "inertia": 100.0 / k, "silhouette": 0.5, "davies_bouldin": 1.0, "calinski_harabasz": 10.0 * k,
+             "stability": None, "max_cluster_share": 0.81}
+            for k in (2, 3)
+        ],
+        daily=[
+            {"visit_date": day, "cluster_id": i, "pct": 0.5, "conversion_rate": float(i)} for day in (D1, D2) for i in (0, 1)
+        ],
+        examples={0: ["v1", "v2"], 1: ["v9"]},
+    )
+
+
+def test_page_says_the_run_in_formatted_numbers_and_escapes_names():
+    page = render(report_data())
+    assert "Bouncers &lt;b&gt;" in page and "<b>" not in page.split("<main>")[1]
+    assert "12,345" in page and "98,765 hits → 12,345 visits" in page  # thousands separators
+    assert "81.0%" in page and "19.0%" in page and "1,234.50" in page
+    assert "2026-03-01 to 2026-03-02 (2 days)" in page
+    assert "No reference run" in page and "Weak structure" not in page
+    # Buyers are set apart by transactions first (|z| = 3), in original units against the size-weighted mean.
+    assert re.search(r"<strong>transactions</strong>: 1\.00 vs 0\.19 overall <span class=\"z\">\(\+3\.0 sd\)", page)
+
+
+def test_page_warns_of_weak_structure_and_asks_for_nothing_outside():
+    page = render(report_data(weak_structure="no K keeps its largest segment under 60%"))
+    assert 'role="alert"' in page and "no K keeps its largest segment under 60%" in page
+    assert "<script" not in page
+    assert not re.search(r"(src|href)=\"(?!data:|#)", page)  # no URL the browser would fetch
+    assert "Content-Security-Policy" in page
+
+
+def test_every_chart_has_a_title_axis_labels_and_a_text_alternative():
+    page = render(report_data())
+    svgs = re.findall(r"<svg .*?</svg>", page, flags=re.S)
+    assert len(svgs) == 4
+    for svg in svgs:
+        assert 'role="img" aria-label="' in svg
+    for text in ("K (number of segments)", "Model feature", "Segment", "Day", "Share of the day", "Conversion (share of visits)"):
+        assert text in page, text
