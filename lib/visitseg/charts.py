@@ -2,8 +2,8 @@
 
 Why static SVG from matplotlib (README: "The run report"): the page must open offline, run no script and
 stay small enough to mail. SVG text stays text (searchable, selectable, sharp in print) and a chart is a
-few tens of kilobytes; plotly, the interactive alternative, inlines ~3.5 MB of JavaScript per page for
-hover tooltips the cards and tables already give in numbers.
+few tens of kilobytes; plotly, the interactive alternative, inlines its 4.8 MB plotly.min.js (plotly 7.1)
+into every page for hover tooltips the cards and tables already give in numbers.
 
 Accessibility: Paul Tol's "muted" qualitative colours (told apart under the common colour-vision
 deficiencies) in cluster_id order, so a segment has one colour on every chart; a blue–red diverging map
@@ -113,8 +113,10 @@ def daily_shares(days: Sequence[dt.date], segments: Sequence[str], shares: Seque
         else:
             bottom = 0.0
             for name, share, c in zip(segments, shares, colours):
-                ax.bar([str(days[0])], [share[0]], bottom=bottom, label=name, color=c, width=0.4)
+                ax.bar([0], [share[0]], bottom=bottom, label=name, color=c, width=0.4)
                 bottom += share[0]
+            ax.set_xticks([0], [str(days[0])])
+            ax.set_xlim(-1, 1)
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_ylabel(f"Share of the day's {noun}")
@@ -130,7 +132,10 @@ def daily_rates(days: Sequence[dt.date], segments: Sequence[str], rates: Sequenc
     def draw(fig: Figure) -> None:
         ax = fig.subplots()
         for i, (name, values) in enumerate(zip(segments, rates)):
-            ax.plot(days, values, marker="o", markersize=4, label=name, color=colour(i), linestyle=line_style(i))
+            ax.plot(days, values, marker="o", markersize=4, label=name, color=colour(i), linestyle=line_style(i), clip_on=False)
+        if len(days) == 1:  # one day: centre it rather than let the date axis span years
+            ax.set_xlim(days[0] - dt.timedelta(days=1), days[0] + dt.timedelta(days=1))
+            ax.set_xticks([days[0]])
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_ylim(bottom=0)
         ax.set_ylabel(f"{what.capitalize()} (share of {noun})")

@@ -235,7 +235,7 @@ def _daily(data: ReportData) -> str:
     return _section(
         "daily",
         "Daily mix",
-        _figure(shares, f"Stacked area of each segment's share of the day's {data.noun}")
+        _figure(shares, f"Each segment's share of the day's {data.noun}, stacked")
         + _figure(conversion, "Conversion rate of each segment per day"),
     )
 
