@@ -16,6 +16,7 @@ import html
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -57,10 +58,12 @@ def report_path(output: str, run_id: str) -> str:
 
 def write_report(spark: SparkSession, output: str, run_id: str | None = None) -> str:
     """Read a run's tables (the newest run when run_id is None), render the page, return its path."""
+    started = time.perf_counter()
     data = load_report_data(spark, output, run_id)
     path = report_path(output, data.run[RUN_ID])
-    write_text(path, render(data))
-    log.info("report: %s", path)
+    page = render(data)
+    write_text(path, page)
+    log.info("report: %s, %.0f kB, %.1fs", path, len(page.encode()) / 1e3, time.perf_counter() - started)
     return path
 
 
