@@ -7,7 +7,7 @@ What it checks, as a person opening the file would see it (exit status 1 if any 
 - no console message of level SEVERE (errors, blocked requests, Content-Security-Policy violations);
 - no request leaves the machine: every URL the page asked for is `file:` or `data:`;
 - every chart renders: each <svg>, <canvas> and <img> has a non-empty box, and each SVG draws shapes.
-`--facts FILE` also writes what it saw as JSON (the segment cards' names and shares included), which is
+`--pdf FILE` prints the page as a browser's Print would. `--facts FILE` also writes what it saw as JSON (the segment cards' names and shares included), which is
 what tests/test_report_page.py asserts on. Chromium and its driver come from Debian's `chromium` and
 `chromium-driver` packages (scripts/setup.sh installs them where it can); CHROMIUM and CHROMEDRIVER
 override their paths.
@@ -16,6 +16,7 @@ override their paths.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.print_page_options import PrintOptions
 
 WIDTH = 1280
 MAX_HEIGHT = 16000  # a taller page is cut in the screenshot, never in the checks
@@ -53,7 +55,7 @@ def browser_paths() -> tuple[str, str] | None:
     return (chromium, driver) if chromium and driver else None
 
 
-def inspect(page: Path, screenshot: Path | None = None) -> dict:
+def inspect(page: Path, screenshot: Path | None = None, pdf: Path | None = None) -> dict:
     paths = browser_paths()
     if paths is None:
         raise SystemExit("report_browser: no chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
@@ -74,6 +76,11 @@ def inspect(page: Path, screenshot: Path | None = None) -> dict:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(screenshot))
             facts["screenshot"] = str(screenshot)
+        if pdf is not None:  # what File → Print gives: the page's print style, A4 landscape
+            document = base64.b64decode(driver.print_page(PrintOptions()))
+            pdf.parent.mkdir(parents=True, exist_ok=True)
+            pdf.write_bytes(document)
+            facts["pdf_pages"] = document.count(b"/Type /Page") - document.count(b"/Type /Pages")
     finally:
         driver.quit()
     facts["size_bytes"] = page.stat().st_size
@@ -96,9 +103,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("page", type=Path, help="a report.html")
     parser.add_argument("--screenshot", type=Path, help="write a full-page PNG here")
+    parser.add_argument("--pdf", type=Path, help="print the page to this PDF, as a browser's Print would")
     parser.add_argument("--facts", type=Path, help="write what the browser saw as JSON here")
     args = parser.parse_args()
-    facts = inspect(args.page, args.screenshot)
+    facts = inspect(args.page, args.screenshot, args.pdf)
     if args.facts:
         args.facts.write_text(json.dumps(facts, indent=2))
     print(f"{args.page}: {facts['size_bytes'] / 1e3:,.0f} kB, {len(facts['charts'])} charts, {len(facts['segments'])} segment cards, "
@@ -108,6 +116,8 @@ def main() -> int:
         print(f"  PROBLEM: {problem}")
     if args.screenshot:
         print(f"  screenshot: {args.screenshot}")
+    if args.pdf:
+        print(f"  printed: {args.pdf}, {facts['pdf_pages']} pages")
     return 1 if facts["problems"] else 0
 
 

@@ -16,13 +16,14 @@ D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 
 
 def test_mix_daily_counts_shares_and_kpis_per_day_and_segment(spark):
-    labels = spark.createDataFrame(
-        [("a", D1, 0, "Bouncers"), ("b", D1, 1, "Buyers"), ("c", D1, 1, "Buyers"), ("d", D2, 1, "Buyers")],
-        "visit_key string, visit_date date, cluster_id int, segment string",
-    )
-    features = spark.createDataFrame(
-        [("a", 0, 0.0, True, 9), ("b", 1, 30.0, False, 9), ("c", 0, 0.0, False, 9), ("d", 2, 50.0, False, 9)],
-        "visit_key string, transactions long, transaction_revenue double, is_bounce boolean, pageviews long",
+    labelled = spark.createDataFrame(
+        [
+            ("a", D1, 0, "Bouncers", 0, 0.0, True),
+            ("b", D1, 1, "Buyers", 1, 30.0, False),
+            ("c", D1, 1, "Buyers", 0, 0.0, False),
+            ("d", D2, 1, "Buyers", 2, 50.0, False),
+        ],
+        "visit_key string, visit_date date, cluster_id int, segment string, transactions long, transaction_revenue double, is_bounce boolean",
     )
     expected = spark.createDataFrame(
         [
@@ -41,7 +42,7 @@ def test_mix_daily_counts_shares_and_kpis_per_day_and_segment(spark):
             ]
         ),
     )
-    actual = mix_daily(labels, features, GRAINS["visit"], "r").orderBy("visit_date", "cluster_id")
+    actual = mix_daily(labelled, GRAINS["visit"], "r").orderBy("visit_date", "cluster_id")
     assert_df_equality(actual, expected, ignore_nullable=True, allow_nan_equality=True)
 
 

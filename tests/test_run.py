@@ -151,12 +151,12 @@ def test_report_of_an_unknown_run_is_a_named_error(run, capsys):
 
 def test_report_page_in_a_real_browser(run):
     """Headless Chromium opens the page offline: no console error, no request leaving the machine, every
-    chart drawn, and the cards' names and shares are the cluster_centers table's."""
+    chart drawn, the cards' names and shares are the cluster_centers table's, and it prints."""
     fmt, out, _, _ = run
     if browser_paths() is None:
         pytest.skip("no chromium + chromedriver on PATH (Debian packages chromium, chromium-driver; scripts/setup.sh installs them as root)")
     ARTIFACTS.mkdir(exist_ok=True)
-    facts = inspect(out / "reports" / "e2e" / "report.html", ARTIFACTS / f"report-{fmt}.png")
+    facts = inspect(out / "reports" / "e2e" / "report.html", ARTIFACTS / f"report-{fmt}.png", ARTIFACTS / f"report-{fmt}.pdf")
     assert facts["problems"] == []
     assert [c["level"] for c in facts["console"]] == []
     assert {url.split(":")[0] for url in facts["requests"]} <= {"file", "data"}
@@ -167,3 +167,4 @@ def test_report_page_in_a_real_browser(run):
     assert [s["share_text"] for s in facts["segments"]] == [f"{share:.1%}" for share in centers.share]
     assert facts["size_bytes"] < 5_000_000
     assert (ARTIFACTS / f"report-{fmt}.png").stat().st_size > 10_000
+    assert 2 <= facts["pdf_pages"] <= 12  # printed: a few A4 landscape pages, not one per card or a cut-off page

@@ -14,15 +14,13 @@ import logging
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import Config
 from visitseg.features import build_features, write_features, write_run_table
 from visitseg.report import run_record, runs_frame, write_json
 from visitseg.report_page import write_report
-from visitseg.schemas import RUN_ID
-from visitseg.segment import GRAINS, Segmentation, mix_daily, segment
+from visitseg.segment import GRAINS, Segmentation, segment
 from visitseg.spark import StageLog
 
 log = logging.getLogger(__name__)
@@ -50,14 +48,12 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         grain = GRAINS[cfg.features.grain]
         labels = write_run_table(spark, cfg, stages, grain.labels_table, seg.labels)
         tables[grain.labels_table] = labels.path
-        # The daily mix from the labels just written (four columns of Parquet) joined to the persisted
-        # feature table for its KPIs, rather than from the lazy labels, which would assign every row to its
-        # centre a second time.
-        written = delta.read_table(spark, labels.path).filter(F.col(RUN_ID) == cfg.run.run_id)
         for name, df in (
             ("cluster_centers", seg.centers),
             ("k_diagnostics", seg.diagnostics),
-            ("cluster_mix_daily", mix_daily(written, table.df, grain, cfg.run.run_id)),
+            # Assigns every row to its centre again (a few column expressions over the persisted features):
+            # measured cheaper than joining the labels just written back to the features for the KPIs.
+            ("cluster_mix_daily", seg.mix),
         ):
             tables[name] = write_run_table(spark, cfg, stages, name, df).path
         model_path = f"{out}/models/{cfg.run.run_id}"

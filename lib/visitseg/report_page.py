@@ -351,6 +351,7 @@ figcaption { color: var(--muted); font-size: 0.85rem; }
   @page { size: A4 landscape; margin: 12mm; }
   body { max-width: none; padding: 0; font-size: 10pt; }
   section { break-before: auto; } h2 { break-after: avoid; }
-  .cards { grid-template-columns: repeat(3, 1fr); }
+  .cards { grid-template-columns: repeat(4, 1fr); gap: 8px; } .card { padding: 6px 8px; }
+  figure svg { max-height: 150mm; width: auto; }
 }
 """

@@ -95,6 +95,7 @@ class Segmentation:
     dropped_features: tuple[str, ...]
     centres: list[dict]  # one dict per cluster, cluster_id order (also the cluster_centers rows)
     labels: DataFrame
+    mix: DataFrame  # cluster_mix_daily
     centers: DataFrame
     diagnostics: DataFrame
     model: PipelineModel
@@ -210,11 +211,8 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
 
     raw_to_id = F.create_map(*[v for cid, p in zip(ids, ordered) for v in (F.lit(p.raw_id), F.lit(cid))])
     id_to_name = F.create_map(*[v for cid, name in zip(ids, names) for v in (F.lit(cid), F.lit(name))])
-    labels = (
-        assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)])
-        .withColumn("segment", id_to_name[F.col("cluster_id")])
-        .select(*grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id"))
-    )
+    labelled = assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)]).withColumn("segment", id_to_name[F.col("cluster_id")])
+    labels = labelled.select(*grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id"))
     if rules:
         reason = f"{len(centres)} rule segments by funnel depth and engagement (model.method = rules); k-means for the comparison: {reason}"
     return Segmentation(
@@ -230,6 +228,7 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         dropped_features=usable.dropped,
         centres=centres,
         labels=labels,
+        mix=mix_daily(labelled, grain, run_id),
         centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),  # with rules: the comparison's sweep
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
@@ -325,18 +324,14 @@ def diagnostics_frame(spark: SparkSession, results: list[KResult], k: int, rows:
 DAILY_KPIS = ("conversion_rate", "revenue_per_visit", "bounce_rate")
 
 
-def mix_daily(labels: DataFrame, features: DataFrame, grain: Grain, run_id: str) -> DataFrame:
+def mix_daily(labelled: DataFrame, grain: Grain, run_id: str) -> DataFrame:
     """Per day and cluster: visits, their share of the day's visits (how stable the mix is over time) and
     the segment's conversion, revenue per visit and bounce rate that day (how its outcomes move).
-    `labels` needs the key, the grain's date, cluster_id and segment; `features` the grain's key and the
-    columns its profile expressions read."""
+    `labelled`: the feature table's rows (the columns the grain's profile reads) with cluster_id and segment."""
     per_day = Window.partitionBy("visit_date")
-    kpis = features.select(grain.key, *[F.expr(grain.profile[name]).alias(name) for name in DAILY_KPIS])
     return (
-        labels.select(grain.key, grain.date_col, "cluster_id", "segment")
-        .join(kpis, grain.key)
-        .groupBy(F.col(grain.date_col).alias("visit_date"), "cluster_id", "segment")
-        .agg(F.count(F.lit(1)).alias("n_visits"), *[F.avg(name).alias(name) for name in DAILY_KPIS])
+        labelled.groupBy(F.col(grain.date_col).alias("visit_date"), "cluster_id", "segment")
+        .agg(F.count(F.lit(1)).alias("n_visits"), *[F.avg(F.expr(grain.profile[name])).alias(name) for name in DAILY_KPIS])
         .withColumn("pct", F.col("n_visits") / F.sum("n_visits").over(per_day))
         .select("visit_date", "cluster_id", "segment", "n_visits", "pct", *DAILY_KPIS, F.lit(run_id).alias("run_id"))
     )
