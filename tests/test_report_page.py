@@ -1,4 +1,4 @@
-"""The report page's parts on hand-built inputs: the daily KPIs (chispa) and what the page says."""
+"""The report page's parts on hand-built inputs: the daily tables' arithmetic and what the page says."""
 
 from __future__ import annotations
 
@@ -7,43 +7,41 @@ import json
 import re
 
 from chispa import assert_df_equality
-from pyspark.sql import types as T
 
+from visitseg.daily import DAILY_KPIS, DAY, MIX_DAILY_SCHEMA, STANDARDIZED, cluster_profiles, daily_rows, kpis_frame, mix_frame
 from visitseg.report_page import ReportData, render
-from visitseg.segment import GRAINS, mix_daily
+from visitseg.scoring import RAW_CLUSTER
 
 D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 
 
-def test_mix_daily_counts_shares_and_kpis_per_day_and_segment(spark):
-    labelled = spark.createDataFrame(
-        [
-            ("a", D1, 0, "Bouncers", 0, 0.0, True),
-            ("b", D1, 1, "Buyers", 1, 30.0, False),
-            ("c", D1, 1, "Buyers", 0, 0.0, False),
-            ("d", D2, 1, "Buyers", 2, 50.0, False),
-        ],
-        "visit_key string, visit_date date, cluster_id int, segment string, transactions long, transaction_revenue double, is_bounce boolean",
-    )
-    expected = spark.createDataFrame(
-        [
-            (D1, 0, "Bouncers", 1, 1 / 3, 0.0, 0.0, 1.0, "r"),
-            (D1, 1, "Buyers", 2, 2 / 3, 0.5, 15.0, 0.0, "r"),
-            (D2, 1, "Buyers", 1, 1.0, 1.0, 50.0, 0.0, "r"),
-        ],
-        T.StructType(
-            [
-                T.StructField("visit_date", T.DateType()),
-                T.StructField("cluster_id", T.IntegerType()),
-                T.StructField("segment", T.StringType()),
-                T.StructField("n_visits", T.LongType(), False),
-                *[T.StructField(c, T.DoubleType()) for c in ("pct", "conversion_rate", "revenue_per_visit", "bounce_rate")],
-                T.StructField("run_id", T.StringType(), False),
-            ]
-        ),
-    )
-    actual = mix_daily(labelled, GRAINS["visit"], "r").orderBy("visit_date", "cluster_id")
-    assert_df_equality(actual, expected, ignore_nullable=True, allow_nan_equality=True)
+def test_profiles_and_daily_rows_divide_the_same_sums():
+    sums = lambda conv, count: {"sum:conversion_rate": conv, "count:conversion_rate": count}  # noqa: E731
+    rows = [
+        {RAW_CLUSTER: 7, DAY: D1, "n": 1, **sums(0.0, 1), "sum:revenue_per_visit": 0.0, "count:revenue_per_visit": 1,
+         "sum:bounce_rate": 1.0, "count:bounce_rate": 1, f"sum:{STANDARDIZED}": [-1.0, 0.0]},
+        {RAW_CLUSTER: 3, DAY: D1, "n": 2, **sums(1.0, 2), "sum:revenue_per_visit": 30.0, "count:revenue_per_visit": 2,
+         "sum:bounce_rate": 0.0, "count:bounce_rate": 2, f"sum:{STANDARDIZED}": [2.0, 4.0]},
+        {RAW_CLUSTER: 3, DAY: D2, "n": 1, **sums(1.0, 1), "sum:revenue_per_visit": 50.0, "count:revenue_per_visit": 1,
+         "sum:bounce_rate": None, "count:bounce_rate": 0, f"sum:{STANDARDIZED}": [1.0, 2.0]},
+    ]
+    profiles = cluster_profiles(rows, DAILY_KPIS)
+    assert profiles == {
+        7: {"n": 1, "conversion_rate": 0.0, "revenue_per_visit": 0.0, "bounce_rate": 1.0, STANDARDIZED: [-1.0, 0.0]},
+        3: {"n": 3, "conversion_rate": 2 / 3, "revenue_per_visit": 80 / 3, "bounce_rate": 0.0, STANDARDIZED: [1.0, 2.0]},
+    }
+    assert daily_rows(rows, {7: 0, 3: 1}, {0: "Bouncers", 1: "Buyers"}, "r") == [
+        (D1, 0, "Bouncers", 1, 1 / 3, 0.0, 0.0, 1.0, "r"),
+        (D1, 1, "Buyers", 2, 2 / 3, 0.5, 15.0, 0.0, "r"),
+        (D2, 1, "Buyers", 1, 1.0, 1.0, 50.0, None, "r"),  # no bounce flag that day: unknown, not 0
+    ]
+
+
+def test_mix_frame_keeps_the_tables_first_columns(spark):
+    rows = [(D1, 1, "Buyers", 2, 1.0, 0.5, 15.0, 0.0, "r")]
+    expected = spark.createDataFrame([(D1, 1, "Buyers", 2, 1.0, "r")], MIX_DAILY_SCHEMA)
+    assert_df_equality(mix_frame(spark, rows), expected)
+    assert kpis_frame(spark, rows).schema.names == ["visit_date", "cluster_id", "segment", "n_visits", "share", *DAILY_KPIS, "run_id"]
 
 
 def report_data(**run) -> ReportData:
@@ -72,7 +70,7 @@ def report_data(**run) -> ReportData:
             for k in (2, 3)
         ],
         daily=[
-            {"visit_date": day, "cluster_id": i, "pct": 0.5, "conversion_rate": float(i)} for day in (D1, D2) for i in (0, 1)
+            {"visit_date": day, "cluster_id": i, "share": 0.5, "conversion_rate": float(i)} for day in (D1, D2) for i in (0, 1)
         ],
         examples={0: ["v1", "v2"], 1: ["v9"]},
     )

@@ -23,7 +23,8 @@ from report_browser import browser_paths, inspect  # noqa: E402 (the project's o
 N_VISITS = 1500
 K_RANGE = ["--set", "model.k_min=2", "--set", "model.k_max=8"]
 LABEL_COLUMNS = ["visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", "run_id"]
-MIX_COLUMNS = ["visit_date", "cluster_id", "segment", "n_visits", "pct", "conversion_rate", "revenue_per_visit", "bounce_rate", "run_id"]
+MIX_COLUMNS = ["visit_date", "cluster_id", "segment", "n_visits", "pct", "run_id"]
+KPI_COLUMNS = ["visit_date", "cluster_id", "segment", "n_visits", "share", "conversion_rate", "revenue_per_visit", "bounce_rate", "run_id"]
 
 
 # Screenshots the browser test leaves for people to look at (CI may keep the folder).
@@ -41,7 +42,7 @@ def run(request, spark, tmp_path_factory):
     planted = sample_data.write_sample(spark, fmt, str(root / "input"), N_VISITS, days=7, seed=11, file_format=file_format)
     args = ["run", "--input-format", fmt, "--input", str(root / "input"), "--output", str(root / "out"), "--set", "run.run_id=e2e", *K_RANGE]
     assert main(args) == 0
-    first = {name: table(root / "out" / name) for name in ("session_clusters", "k_diagnostics", "cluster_centers")}
+    first = {name: table(root / "out" / name) for name in ("session_clusters", "k_diagnostics", "cluster_centers", "segment_kpis_daily")}
     assert main(args) == 0  # the same run again: replaces its partitions
     return fmt, root / "out", planted.toPandas(), first
 
@@ -61,6 +62,7 @@ def test_every_table_has_its_schema(run):
     assert list(table(out / "session_clusters").columns) == LABEL_COLUMNS
     assert list(table(out / "k_diagnostics").columns) == DIAGNOSTICS_SCHEMA.names
     assert list(table(out / "cluster_mix_daily").columns) == MIX_COLUMNS
+    assert list(table(out / "segment_kpis_daily").columns) == KPI_COLUMNS
     assert list(table(out / "runs").columns) == RUNS_SCHEMA.names
     centers = table(out / "cluster_centers")
     for column in ("cluster_id", "segment", "n_visits", "share", "conversion_rate", "revenue_per_visit", "standardized", *VISIT_FEATURES_SCHEMA.names[9:18]):
@@ -83,7 +85,7 @@ def test_one_label_per_visit_shares_sum_to_one_and_centres_in_range(run):
     assert mix.n_visits.sum() == N_VISITS
 
 
-def test_daily_mix_kpis_equal_pandas_over_the_written_labels_and_features(run):
+def test_daily_tables_equal_pandas_over_the_written_labels_and_features(run):
     _, out, _, _ = run
     rows = table(out / "session_clusters").merge(table(out / "visit_features"), on="visit_key", suffixes=("", "_f"))
     rows = rows.assign(converted=(rows.transactions > 0).astype(float), bounced=rows.is_bounce.astype(float))
@@ -92,10 +94,13 @@ def test_daily_mix_kpis_equal_pandas_over_the_written_labels_and_features(run):
         .agg(n_visits=("visit_key", "size"), conversion_rate=("converted", "mean"), revenue_per_visit=("transaction_revenue", "mean"), bounce_rate=("bounced", "mean"))
         .reset_index()
     )
+    expected["share"] = expected.n_visits / expected.groupby("visit_date").n_visits.transform("sum")
+    kpis = table(out / "segment_kpis_daily").sort_values(["visit_date", "cluster_id"]).reset_index(drop=True)
     mix = table(out / "cluster_mix_daily").sort_values(["visit_date", "cluster_id"]).reset_index(drop=True)
-    assert mix.n_visits.tolist() == expected.n_visits.tolist()
+    assert kpis.n_visits.tolist() == mix.n_visits.tolist() == expected.n_visits.tolist()
+    assert mix.pct.tolist() == kpis.share.tolist() == pytest.approx(expected.share.tolist())
     for kpi in ("conversion_rate", "revenue_per_visit", "bounce_rate"):
-        assert mix[kpi].tolist() == pytest.approx(expected[kpi].tolist()), kpi
+        assert kpis[kpi].tolist() == pytest.approx(expected[kpi].tolist()), kpi
 
 
 def test_segments_are_named_from_their_profiles(run):

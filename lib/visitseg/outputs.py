@@ -1,6 +1,6 @@
 """`visitseg run`: features → segmentation → every output table, the saved model and the run report.
 
-Table order: features, labels, centres, diagnostics, daily mix, then the model and the JSON report, and the
+Table order: features, labels, centres, diagnostics, daily mix and KPIs, then the model and the JSON report, and the
 `runs` row last, so a run listed in `runs` has all its outputs. The report page is drawn from those tables
 afterwards. Every table is partitioned by run_id and each write replaces that run's partition (a rerun of
 a run_id leaves one copy of it).
@@ -51,9 +51,8 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         for name, df in (
             ("cluster_centers", seg.centers),
             ("k_diagnostics", seg.diagnostics),
-            # Assigns every row to its centre again (a few column expressions over the persisted features):
-            # measured cheaper than joining the labels just written back to the features for the KPIs.
             ("cluster_mix_daily", seg.mix),
+            ("segment_kpis_daily", seg.kpis),
         ):
             tables[name] = write_run_table(spark, cfg, stages, name, df).path
         model_path = f"{out}/models/{cfg.run.run_id}"

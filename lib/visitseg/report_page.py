@@ -1,6 +1,6 @@
 """The run's report page: `DIR/reports/<run_id>/report.html`, one self-contained file for people.
 
-Built from the Delta tables alone (`runs`, `cluster_centers`, `k_diagnostics`, `cluster_mix_daily` and the
+Built from the Delta tables alone (`runs`, `cluster_centers`, `k_diagnostics`, `segment_kpis_daily` and the
 labels), so `visitseg report` can draw it for any past run, and what the page says is what the tables
 hold. Only small results reach the driver: K centres, one row per K, days × K daily rows and a few
 example keys per segment.
@@ -44,7 +44,7 @@ class ReportData:
     run: dict[str, Any]  # the `runs` row
     centres: list[dict[str, Any]]  # `cluster_centers` rows, cluster_id order
     diagnostics: list[dict[str, Any]]  # `k_diagnostics` rows, K order
-    daily: list[dict[str, Any]]  # `cluster_mix_daily` rows
+    daily: list[dict[str, Any]]  # `segment_kpis_daily` rows
     examples: dict[int, list[str]]  # cluster_id → the keys nearest its centre
 
     @property
@@ -100,7 +100,7 @@ def load_report_data(spark: SparkSession, output: str, run_id: str | None) -> Re
         run=run,
         centres=rows_of("cluster_centers", ["cluster_id"]),
         diagnostics=rows_of("k_diagnostics", ["k"]),
-        daily=rows_of("cluster_mix_daily", ["visit_date", "cluster_id"]),
+        daily=rows_of("segment_kpis_daily", ["visit_date", "cluster_id"]),
         examples=examples,
     )
 
@@ -233,7 +233,7 @@ def _daily(data: ReportData) -> str:
     def series(column: str, missing: float) -> list[list[float]]:
         return [[_value(cell.get((d, i), {}).get(column), missing) for d in days] for i in ids]
 
-    shares = charts.daily_shares(days, names, series("pct", 0.0), data.noun)
+    shares = charts.daily_shares(days, names, series("share", 0.0), data.noun)
     conversion = charts.daily_rates(days, names, series("conversion_rate", math.nan), "conversion", data.noun)
     return _section(
         "daily",

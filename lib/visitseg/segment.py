@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
-from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg.config import DEFAULT_FEATURES, USER_DEFAULT_FEATURES, Config
+from visitseg.daily import STANDARDIZED, cluster_profiles, daily_rows, kpis_frame, mix_frame, sums_by_cluster_and_day
 from visitseg.errors import EmptyInputError
 from visitseg.features import FeatureTable
 from visitseg.compare import compare_methods
@@ -96,6 +96,7 @@ class Segmentation:
     centres: list[dict]  # one dict per cluster, cluster_id order (also the cluster_centers rows)
     labels: DataFrame
     mix: DataFrame  # cluster_mix_daily
+    kpis: DataFrame  # segment_kpis_daily
     centers: DataFrame
     diagnostics: DataFrame
     model: PipelineModel
@@ -173,7 +174,8 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
 
     with stages("assign and profile") as facts:
         # Not persisted: recomputing the distances (a few column expressions on the persisted `prepared`)
-        # for the profile, the labels and the daily mix is cheaper than caching every column again.
+        # for the profile (which also gives the daily tables, `daily`) and the labels is cheaper than
+        # caching every column again.
         if rules:
             # No centroid is fitted: distance and margin stay null; the profile's centre is the segment mean.
             no_distance = F.lit(None).cast("double")
@@ -181,27 +183,18 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         else:
             assigned = with_nearest_centre(prepared, np.array(kmeans_model.clusterCenters()))
         numeric = [f.name for f in table.df.schema.fields if isinstance(f.dataType, (T.LongType, T.DoubleType, T.IntegerType))]
-        x = vector_to_array(F.col(FEATURES))
-        profile_rows = (
-            assigned.groupBy(RAW_CLUSTER)
-            .agg(
-                F.count(F.lit(1)).alias("n"),
-                *[F.avg(F.expr(expr)).alias(name) for name, expr in grain.profile.items()],
-                *[F.avg(c).alias(f"mean_{c}") for c in numeric],
-                F.array(*[F.avg(x[i]) for i in range(len(usable.kept))]).alias("mean_standardized"),
-            )
-            .collect()
-        )
+        measures = {**grain.profile, **{f"mean_{c}": f"`{c}`" for c in numeric}}
+        per_day = sums_by_cluster_and_day(assigned, grain.date_col, measures, len(usable.kept))
+        by_raw = cluster_profiles(per_day, measures)
         model_centres = {i: list(c) for i, c in enumerate(kmeans_model.clusterCenters())}
-        centre_of = {int(r[RAW_CLUSTER]): (r["mean_standardized"] if rules else model_centres[int(r[RAW_CLUSTER])]) for r in profile_rows}
-        profiles = [_profile(r, dict(zip(usable.kept, centre_of[int(r[RAW_CLUSTER])]))) for r in profile_rows]
+        centre_of = {raw: (r[STANDARDIZED] if rules else model_centres[raw]) for raw, r in by_raw.items()}
+        profiles = [_profile(raw, r, dict(zip(usable.kept, centre_of[raw]))) for raw, r in by_raw.items()]
         if rules:  # fixed ids and names: a rule segment means the same on every run
             ordered = sorted(profiles, key=lambda p: p.raw_id)
             ids, names = [p.raw_id for p in ordered], [RULE_SEGMENTS[p.raw_id] for p in ordered]
         else:
             ordered = stable_order(profiles)
             ids, names = list(range(len(ordered))), segment_names(ordered, cfg.naming)
-        by_raw = {int(r[RAW_CLUSTER]): r for r in profile_rows}
         total = sum(p.n for p in ordered)
         centres = [
             _centre_row(cluster_id, name, p, by_raw[p.raw_id], numeric, usable.kept, centre_of[p.raw_id], total, grain, run_id)
@@ -211,8 +204,12 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
 
     raw_to_id = F.create_map(*[v for cid, p in zip(ids, ordered) for v in (F.lit(p.raw_id), F.lit(cid))])
     id_to_name = F.create_map(*[v for cid, name in zip(ids, names) for v in (F.lit(cid), F.lit(name))])
-    labelled = assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)]).withColumn("segment", id_to_name[F.col("cluster_id")])
-    labels = labelled.select(*grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id"))
+    labels = (
+        assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)])
+        .withColumn("segment", id_to_name[F.col("cluster_id")])
+        .select(*grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id"))
+    )
+    daily = daily_rows(per_day, {p.raw_id: cid for cid, p in zip(ids, ordered)}, dict(zip(ids, names)), run_id)
     if rules:
         reason = f"{len(centres)} rule segments by funnel depth and engagement (model.method = rules); k-means for the comparison: {reason}"
     return Segmentation(
@@ -228,7 +225,8 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         dropped_features=usable.dropped,
         centres=centres,
         labels=labels,
-        mix=mix_daily(labelled, grain, run_id),
+        mix=mix_frame(spark, daily),
+        kpis=kpis_frame(spark, daily),
         centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),  # with rules: the comparison's sweep
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
@@ -243,9 +241,9 @@ def raise_too_few(rows: int, cfg: Config) -> None:
     )
 
 
-def _profile(row, standardized: dict[str, float]) -> Profile:
+def _profile(raw_id: int, row: dict, standardized: dict[str, float]) -> Profile:
     return Profile(
-        raw_id=int(row[RAW_CLUSTER]),
+        raw_id=raw_id,
         n=int(row["n"]),
         conversion_rate=float(row["conversion_rate"] or 0.0),
         revenue_per_visit=float(row["revenue_per_visit"] or 0.0),
@@ -317,21 +315,4 @@ def diagnostics_frame(spark: SparkSession, results: list[KResult], k: int, rows:
             for r in results
         ],
         DIAGNOSTICS_SCHEMA,
-    )
-
-
-# The per-row KPIs of the daily mix: the grain's profile expressions, averaged per day and segment.
-DAILY_KPIS = ("conversion_rate", "revenue_per_visit", "bounce_rate")
-
-
-def mix_daily(labelled: DataFrame, grain: Grain, run_id: str) -> DataFrame:
-    """Per day and cluster: visits, their share of the day's visits (how stable the mix is over time) and
-    the segment's conversion, revenue per visit and bounce rate that day (how its outcomes move).
-    `labelled`: the feature table's rows (the columns the grain's profile reads) with cluster_id and segment."""
-    per_day = Window.partitionBy("visit_date")
-    return (
-        labelled.groupBy(F.col(grain.date_col).alias("visit_date"), "cluster_id", "segment")
-        .agg(F.count(F.lit(1)).alias("n_visits"), *[F.avg(F.expr(grain.profile[name])).alias(name) for name in DAILY_KPIS])
-        .withColumn("pct", F.col("n_visits") / F.sum("n_visits").over(per_day))
-        .select("visit_date", "cluster_id", "segment", "n_visits", "pct", *DAILY_KPIS, F.lit(run_id).alias("run_id"))
     )

@@ -1,0 +1,107 @@
+"""The cluster profiles and the daily tables, from one pass over the assigned rows.
+
+The pass groups the rows by (cluster, day) and sums every measure. A cluster's profile is those sums added
+over its days; `cluster_mix_daily` (shares) and `segment_kpis_daily` (conversion, revenue per visit,
+bounce rate) are the same (cluster, day) rows divided out on the driver. So the daily tables cost no pass
+over the data of their own: the driver holds clusters × days rows, never the visits.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any, Iterable, Mapping
+
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from visitseg.preprocess import FEATURES
+from visitseg.scoring import RAW_CLUSTER
+
+DAY = "day"
+STANDARDIZED = "mean_standardized"
+# The per-row KPIs of `segment_kpis_daily`: the grain's profile expressions of these names.
+DAILY_KPIS = ("conversion_rate", "revenue_per_visit", "bounce_rate")
+
+MIX_DAILY_SCHEMA = T.StructType(
+    [
+        T.StructField("visit_date", T.DateType()),
+        T.StructField("cluster_id", T.IntegerType()),
+        T.StructField("segment", T.StringType()),
+        T.StructField("n_visits", T.LongType()),
+        T.StructField("pct", T.DoubleType()),  # share of that day's visits
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+KPIS_DAILY_SCHEMA = T.StructType(
+    [
+        T.StructField("visit_date", T.DateType()),
+        T.StructField("cluster_id", T.IntegerType()),
+        T.StructField("segment", T.StringType()),
+        T.StructField("n_visits", T.LongType()),
+        T.StructField("share", T.DoubleType()),  # of that day's visits
+        *[T.StructField(name, T.DoubleType()) for name in DAILY_KPIS],
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
+
+def sums_by_cluster_and_day(assigned: DataFrame, date_col: str, measures: Mapping[str, str], n_features: int) -> list[dict[str, Any]]:
+    """One row per (raw cluster, day): n, the sum and non-null count of each measure (name → SQL
+    expression), and the sum of each standardised feature. Sorted, so sums over rows do not depend on the
+    order Spark returns them in."""
+    x = vector_to_array(F.col(FEATURES))
+    rows = (
+        assigned.groupBy(RAW_CLUSTER, F.col(date_col).alias(DAY))
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            *[F.sum(F.expr(expr)).alias(f"sum:{name}") for name, expr in measures.items()],
+            *[F.count(F.expr(expr)).alias(f"count:{name}") for name, expr in measures.items()],
+            F.array(*[F.sum(x[i]) for i in range(n_features)]).alias(f"sum:{STANDARDIZED}"),
+        )
+        .collect()
+    )
+    return sorted((r.asDict() for r in rows), key=lambda r: (r[RAW_CLUSTER], r[DAY] is None, r[DAY] or 0))
+
+
+def cluster_profiles(rows: Iterable[Mapping[str, Any]], measures: Iterable[str]) -> dict[int, dict[str, Any]]:
+    """Per raw cluster: n, the mean of each measure (over its non-null values, as SQL's AVG) and the mean
+    standardised vector."""
+    by_cluster: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_cluster[int(r[RAW_CLUSTER])].append(r)
+    profiles = {}
+    for raw, days in by_cluster.items():
+        n = sum(r["n"] for r in days)
+        means = {name: _ratio(sum(r[f"sum:{name}"] or 0.0 for r in days), sum(r[f"count:{name}"] for r in days)) for name in measures}
+        standardized = [sum(values) / n for values in zip(*(r[f"sum:{STANDARDIZED}"] for r in days))]
+        profiles[raw] = {"n": n, **means, STANDARDIZED: standardized}
+    return profiles
+
+
+def daily_rows(rows: Iterable[Mapping[str, Any]], cluster_ids: Mapping[int, int], names: Mapping[int, str], run_id: str) -> list[tuple]:
+    """`segment_kpis_daily` rows (KPIS_DAILY_SCHEMA order), by day then cluster_id."""
+    rows = list(rows)
+    per_day: Counter = Counter()
+    for r in rows:
+        per_day[r[DAY]] += r["n"]
+    out = []
+    for r in rows:
+        cluster_id = cluster_ids[int(r[RAW_CLUSTER])]
+        kpis = [_ratio(r[f"sum:{name}"] or 0.0, r[f"count:{name}"]) for name in DAILY_KPIS]
+        out.append((r[DAY], cluster_id, names[cluster_id], r["n"], r["n"] / per_day[r[DAY]], *kpis, run_id))
+    return sorted(out, key=lambda t: (t[0] is None, t[0] or 0, t[1]))
+
+
+def kpis_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(rows, KPIS_DAILY_SCHEMA)
+
+
+def mix_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    """`cluster_mix_daily`: the KPI rows' counts and shares only (the table's columns since its first run)."""
+    return spark.createDataFrame([(*r[:5], r[-1]) for r in rows], MIX_DAILY_SCHEMA)
+
+
+def _ratio(total: float, count: int) -> float | None:
+    return float(total) / count if count else None
