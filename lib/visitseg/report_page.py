@@ -225,7 +225,7 @@ def _k_diagnostics(data: ReportData) -> str:
 def _daily(data: ReportData) -> str:
     days = sorted({r["visit_date"] for r in data.daily})
     if not days:
-        return _section("daily", "Daily mix", "<p>No dated rows.</p>")
+        return _section("daily", "Daily mix", "<p>No rows in <code>segment_kpis_daily</code> for this run (runs of versions before the report page have none).</p>")
     ids = [c["cluster_id"] for c in data.centres]
     names = [c["segment"] for c in data.centres]
     cell = {(r["visit_date"], r["cluster_id"]): r for r in data.daily}
