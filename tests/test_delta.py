@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 from pyspark.sql import types as T
 
 from visitseg import delta
-from visitseg.errors import DeltaTableError, DeltaUnavailableError
+from visitseg.errors import ConfigError, DeltaTableError, DeltaUnavailableError
 from visitseg.spark import session_has_delta
 from visitseg.versions import DELTA_PACKAGES, delta_package
 
@@ -106,7 +106,7 @@ def test_failure_between_spark_write_and_commit_leaves_previous_version(spark, t
     assert not os.listdir(path / delta.STAGING_DIR)  # the attempt's staging files are cleaned up
     referenced = {os.path.basename(u) for u in table.file_uris()}
     on_disk = set(os.listdir(path / "run_id=r1"))
-    assert referenced < on_disk  # the failed attempt's moved files exist but no version references them
+    assert referenced == on_disk  # the failed attempt's files, moved in before the commit, are removed again
 
 
 def test_schema_change_is_refused_and_table_unchanged(spark, tmp_path):
@@ -117,6 +117,37 @@ def test_schema_change_is_refused_and_table_unchanged(spark, tmp_path):
         delta.replace_partition(spark, other, str(path), {"run_id": "r1"}, writer="deltalake")
     assert DeltaTable(str(path)).version() == 0
     assert delta.read_table(spark, str(path)).count() == 3
+
+
+def test_schema_preflight_names_the_clashing_table_before_anything_is_written(spark, tmp_path):
+    write(spark, tmp_path / "mine", "r1", 2)
+    other = T.StructType([T.StructField("visit_key", T.StringType()), T.StructField("run_id", T.StringType())])
+    delta.check_schemas({str(tmp_path / "mine"): SCHEMA, str(tmp_path / "new"): other})  # same schema, or no table yet
+    with pytest.raises(DeltaTableError, match=r"mine: the data's schema differs from the table's"):
+        delta.check_schemas({str(tmp_path / "new"): other, str(tmp_path / "mine"): other})
+    assert not (tmp_path / "new").exists()
+
+
+def data_files(path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*.parquet") if "_delta_log" not in p.parts}
+
+
+def test_vacuum_removes_what_reruns_replaced_and_refuses_an_unsafe_window(spark, tmp_path):
+    path = tmp_path / "t"
+    for offset in (0, 10, 20):  # the same run id three times: two generations of files replaced
+        write(spark, path, "r1", 4, offset=offset)
+    write(spark, path, "r2", 2)
+    referenced = {os.path.relpath(u, path) for u in DeltaTable(str(path)).file_uris()}
+    assert referenced < data_files(path)
+    with pytest.raises(ConfigError, match="below 168"):
+        delta.vacuum(spark, str(path), retention_hours=0)
+    assert delta.vacuum(spark, str(path), retention_hours=0, force=True, dry_run=True).removed == len(data_files(path) - referenced)
+    assert referenced < data_files(path)  # a dry run deletes nothing
+    result = delta.vacuum(spark, str(path), retention_hours=0, force=True)
+    assert result.removed > 0
+    assert data_files(path) == referenced
+    assert sorted(delta.read_table(spark, str(path)).toPandas().visit_key.dropna()) == ["v0", "v1", "v20", "v21", "v22", "v23"]
+    assert delta.vacuum(spark, str(path), retention_hours=168).removed == 0  # the default window keeps a week of versions
 
 
 def test_empty_frame_replaces_partition_with_nothing(spark, tmp_path):

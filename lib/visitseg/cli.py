@@ -1,4 +1,4 @@
-"""Command line: `visitseg features | run | report | demo | generate` (entry point of the console script and of jobs/*.py).
+"""Command line: `visitseg features | run | report | vacuum | demo | generate` (entry point of the console script and of jobs/*.py).
 
 `main` parses arguments, loads the configuration, builds the session and calls one command function;
 the command functions take `(spark, cfg, args)` so tests can inject both. Errors a user can cause
@@ -18,7 +18,8 @@ from pyspark.sql import SparkSession
 
 from visitseg import __version__, delta, sample_data
 from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
-from visitseg.errors import VisitsegError
+from visitseg.errors import ConfigError, VisitsegError
+from visitseg.redact import mask_logs
 from visitseg.features import build_features, write_features
 from visitseg.outputs import RunSummary, run_job
 from visitseg.report_page import write_report
@@ -54,6 +55,13 @@ def make_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="draw the report page DIR/reports/<run_id>/report.html of a run from its Delta tables")
     report.add_argument("--run-id", default=None, metavar="ID", help="default: the newest run in DIR/runs")
     _common(report)
+    vacuum = commands.add_parser("vacuum", help="delete files no table version in the retention window references, in every table under DIR")
+    vacuum.add_argument("--output", required=True, metavar="DIR")
+    vacuum.add_argument("--retain-hours", type=int, default=delta.SAFE_RETENTION_HOURS, metavar="H", help="default: %(default)s (7 days, as Delta's VACUUM)")
+    vacuum.add_argument("--force", action="store_true", help="allow --retain-hours below 168: only when no job reads or writes DIR")
+    vacuum.add_argument("--dry-run", action="store_true", help="count the files, delete nothing")
+    vacuum.add_argument("--config", action="append", default=[], metavar="FILE")
+    vacuum.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE")
     demo = commands.add_parser("demo", help="generate the bundled sample hits and run the whole job on them")
     _common(demo)
     generate = commands.add_parser("generate", help="write planted sample hits of any size, in parallel on Spark")
@@ -80,9 +88,23 @@ def resolve_config(args: argparse.Namespace) -> Config:
     sections: dict[str, dict] = {"output": {"path": args.output.rstrip("/")}}
     if getattr(args, "input_format", None):
         sections["input"] = {"format": args.input_format, "path": args.input}
+    check_output(sections["output"]["path"])
     if not cfg.run.run_id:
         sections["run"] = {"run_id": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")}
     return with_values(cfg, **sections)
+
+
+def check_output(path: str) -> None:
+    """A local --output must be a folder visitseg can write (remote URIs are checked by their writer)."""
+    if "://" in path:
+        return
+    if os.path.isfile(path):
+        raise ConfigError(f"--output {path}: is a file, not a folder; give a folder for the Delta tables")
+    existing = path
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing or ".", os.W_OK | os.X_OK):
+        raise ConfigError(f"--output {path}: {existing or '.'} is not writable by this user; choose another folder or fix its permissions")
 
 
 def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
@@ -129,6 +151,18 @@ def command_report(spark: SparkSession, cfg: Config, args: argparse.Namespace) -
     print(f"report: {write_report(spark, cfg.output.path, args.run_id)}")
 
 
+def command_vacuum(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
+    out = cfg.output.path
+    tables = delta.tables_under(out)
+    if not tables:
+        raise ConfigError(f"vacuum: no Delta table under {out}; give the --output folder of a run")
+    results = [delta.vacuum(spark, f"{out}/{name}", args.retain_hours, args.force, args.dry_run) for name in tables]
+    verb = "would remove" if args.dry_run else "removed"
+    for r in results:
+        print(f"{r.path}: {verb} {r.removed:,} files")
+    print(f"vacuum: {verb} {sum(r.removed for r in results):,} files in {len(results)} tables (retention {args.retain_hours} h)")
+
+
 def command_demo(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
     sample = f"{cfg.output.path}/sample/ga360"
     log.info("demo: writing %d sample GA360 sessions over %d days to %s", DEMO_VISITS, DEMO_DAYS, sample)
@@ -150,6 +184,7 @@ COMMANDS: dict[str, Callable[[SparkSession, Config, argparse.Namespace], None]] 
     "features": command_features,
     "run": command_run,
     "report": command_report,
+    "vacuum": command_vacuum,
     "demo": command_demo,
     "generate": command_generate,
 }
@@ -165,11 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     owns_session = SparkSession.getActiveSession() is None
     try:
         cfg = resolve_config(args)
+        mask_logs(cfg.secrets())  # before the first line that could carry one
         log.info("visitseg %s (from %s) %s, config: %s", __version__, os.path.dirname(__file__), args.command, cfg.to_json())
         spark = build_session(cfg.spark)
         COMMANDS[args.command](spark, cfg, args)
     except VisitsegError as exc:
-        print(f"visitseg: error: {exc}", file=sys.stderr)
+        print(f"visitseg: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
     finally:
         if spark is not None and owns_session:

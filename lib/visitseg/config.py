@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from visitseg.errors import ConfigError
+from visitseg.redact import redacted, secret_values
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +29,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 INPUT_FORMATS = ("ga360", "ga4", "events")
 FILE_FORMATS = ("auto", "parquet", "json", "csv", "avro", "bigquery")
+TIMESTAMP_UNITS = {"s": 1000, "ms": 1, "us": 0.001}  # epoch unit of events.timestamp_col → multiplier to milliseconds
 GRAINS = ("visit", "user")
 DELTA_WRITERS = ("auto", "native", "deltalake")
 WINSOR_METHODS = ("zscore", "quantile", "none")
@@ -79,7 +81,8 @@ class InputConfig:
 class EventsConfig:
     """Column mapping and sessionisation of flat event logs (Retailrocket layout by default)."""
 
-    timestamp_col: str = "timestamp"  # epoch milliseconds
+    timestamp_col: str = "timestamp"
+    timestamp_unit: str = "ms"  # epoch ms | s | us
     visitor_col: str = "visitorid"
     event_col: str = "event"
     item_col: str = "itemid"
@@ -151,6 +154,7 @@ class NamingConfig:
 class OutputConfig:
     path: str = ""  # usually given as --output
     delta_writer: str = "auto"  # auto | native | deltalake
+    redact_keys: tuple[str, ...] = ()  # more key names whose values are masked in logs and outputs (`redact`)
 
 
 @dataclass(frozen=True)
@@ -175,10 +179,19 @@ class Config:
     spark: SparkConfig = field(default_factory=SparkConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every value, secrets included: for building sessions and copies, never for writing out."""
         return dataclasses.asdict(self)
 
+    def redacted(self) -> dict[str, Any]:
+        """Every value, credential-like ones masked (`redact`): what may be logged or written."""
+        return redacted(self.to_dict(), self.output.redact_keys)
+
+    def secrets(self) -> list[str]:
+        return secret_values(self.to_dict(), self.output.redact_keys)
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, default=list)
+        """The redacted configuration as JSON (`runs.config_json`, the start-up log line)."""
+        return json.dumps(self.redacted(), sort_keys=True, default=list)
 
 
 def load_config(paths: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> Config:
@@ -312,6 +325,7 @@ def _validate(cfg: Config) -> None:
     if cfg.input.format:
         _one_of("input.format", cfg.input.format, INPUT_FORMATS)
     _one_of("input.file_format", cfg.input.file_format, FILE_FORMATS)
+    _one_of("events.timestamp_unit", cfg.events.timestamp_unit, tuple(TIMESTAMP_UNITS))
     date_from = parse_date("input.date_from", cfg.input.date_from) if cfg.input.date_from else None
     date_to = parse_date("input.date_to", cfg.input.date_to) if cfg.input.date_to else None
     if date_from and date_to and date_to <= date_from:

@@ -35,9 +35,10 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from visitseg.arrow_types import from_arrow_schema, to_arrow_schema
-from visitseg.errors import DeltaTableError, DeltaUnavailableError
+from visitseg.errors import ConfigError, DeltaTableError, DeltaUnavailableError
 from visitseg.spark import session_has_delta
 from visitseg.versions import UnsupportedSparkError, delta_package
 
@@ -156,11 +157,13 @@ def _write_native(df: DataFrame, path: str, partition: Mapping[str, str]) -> Wri
 def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partition: Mapping[str, str]) -> WriteResult:
     uri = table_uri(path)
     fs, root = pafs.FileSystem.from_uri(uri)
-    schema = _delta_schema(df)
+    schema = _delta_schema(df.schema)
     _check_same_schema(uri, schema)
     attempt = uuid.uuid4().hex
     staging = f"{root}/{STAGING_DIR}/{attempt}"
     partition_dir = "/".join(f"{col}={quote(value, safe='')}" for col, value in partition.items())
+    moved: list[str] = []  # data files already in the table's folder: removed again unless committed
+    committed = False
     try:
         _spark_write_parquet(spark, df.drop(*partition), f"{uri}/{STAGING_DIR}/{attempt}")
         written = sorted(
@@ -175,6 +178,7 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
             relative = f"{partition_dir}/{attempt}-{os.path.basename(info.path)}"
             fs.create_dir(f"{root}/{partition_dir}")
             fs.move(info.path, f"{root}/{relative}")
+            moved.append(f"{root}/{relative}")
             adds.append(
                 AddAction(
                     path=relative,
@@ -186,7 +190,12 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
                 )
             )
         version = _commit(uri, schema, adds, partition)
+        committed = True
     finally:
+        if not committed:  # no table version lists them: they would be orphans forever
+            for path_moved in moved:
+                if fs.get_file_info(path_moved).type == pafs.FileType.File:
+                    fs.delete_file(path_moved)
         fs.delete_dir_contents(staging, missing_dir_ok=True)
         _delete_if_exists(fs, staging)
     return WriteResult(path, "deltalake", version, len(adds), sum(json.loads(a.stats)["numRecords"] for a in adds))
@@ -217,6 +226,13 @@ def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Map
     return DeltaTable(uri).version()
 
 
+def check_schemas(tables: Mapping[str, T.StructType]) -> None:
+    """Before a job writes its first table: every existing target table (path → the schema of the data
+    meant for it) must have that schema, so a clash stops the job with nothing written, not halfway."""
+    for path, schema in tables.items():
+        _check_same_schema(table_uri(path), _delta_schema(schema))
+
+
 def _check_same_schema(uri: str, schema: DeltaSchema) -> None:
     """deltalake would commit files of another schema and silently change the table's; refuse instead."""
     if not DeltaTable.is_deltatable(uri):
@@ -235,9 +251,9 @@ def _describe(schema: pa.Schema) -> str:
     return ", ".join(f"{f.name} {f.type}" for f in schema)
 
 
-def _delta_schema(df: DataFrame) -> DeltaSchema:
-    """The data's schema in Delta terms, every field nullable (as Spark's own Delta writer declares them)."""
-    arrow = to_arrow_schema(df.schema)
+def _delta_schema(schema: T.StructType) -> DeltaSchema:
+    """A Spark schema in Delta terms, every field nullable (as Spark's own Delta writer declares them)."""
+    arrow = to_arrow_schema(schema)
     return DeltaSchema.from_arrow(pa.schema([pa.field(f.name, _nullable(f.type), nullable=True) for f in arrow]))
 
 
@@ -254,6 +270,58 @@ def _nullable(data_type: pa.DataType) -> pa.DataType:
 def _delete_if_exists(fs: pafs.FileSystem, path: str) -> None:
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_dir(path)
+
+
+# Delta's own default and floor (delta.deletedFileRetentionDuration, Spark's retentionDurationCheck): a
+# reader or writer of an older version may still need a file removed less than a week ago.
+SAFE_RETENTION_HOURS = 168
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    path: str
+    removed: int  # files deleted (or that would be, on a dry run)
+
+
+def vacuum(spark: SparkSession, path: str, retention_hours: int, force: bool = False, dry_run: bool = False) -> VacuumResult:
+    """Delete the files of a Delta table that no version inside the retention window references: the
+    files each rerun of a run id replaced, and the data files of attempts that never committed. Below
+    SAFE_RETENTION_HOURS only with `force`, as Delta itself insists."""
+    if retention_hours < SAFE_RETENTION_HOURS and not force:
+        raise ConfigError(
+            f"vacuum: --retain-hours {retention_hours} is below {SAFE_RETENTION_HOURS} (7 days); a job still reading "
+            f"an older version of the table could lose files. Pass --force if no job reads or writes {path} now"
+        )
+    uri = table_uri(path)
+    if not DeltaTable.is_deltatable(uri):
+        raise DeltaTableError(f"{path}: not a Delta table (no _delta_log)")
+    _remove_stale_staging(uri, retention_hours)
+    if session_has_delta(spark) and not dry_run:
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", str(not force).lower())
+        removed = spark.sql(f"VACUUM delta.`{uri}` RETAIN {retention_hours} HOURS").count()
+    else:
+        removed = len(
+            DeltaTable(uri).vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=not force, full=True)
+        )
+    log.info("vacuum: %s, %d files %s", path, removed, "would be removed" if dry_run else "removed")
+    return VacuumResult(path, removed)
+
+
+def tables_under(path: str) -> list[str]:
+    """The Delta tables directly under a folder (local or a URI pyarrow understands), by name."""
+    fs, root = pafs.FileSystem.from_uri(table_uri(path))
+    folders = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = sorted(os.path.basename(f.path) for f in folders if f.type == pafs.FileType.Directory)
+    return [name for name in names if DeltaTable.is_deltatable(f"{table_uri(path)}/{name}")]
+
+
+def _remove_stale_staging(uri: str, retention_hours: int) -> None:
+    """Staging folders of attempts killed before they cleaned up (a live attempt's is younger)."""
+    fs, root = pafs.FileSystem.from_uri(uri)
+    oldest = time.time() - retention_hours * 3600
+    for info in fs.get_file_info(pafs.FileSelector(f"{root}/{STAGING_DIR}", allow_not_found=True)):
+        if info.mtime is not None and info.mtime.timestamp() < oldest:
+            fs.delete_dir(info.path) if info.type == pafs.FileType.Directory else fs.delete_file(info.path)
 
 
 def table_uri(path: str) -> str:

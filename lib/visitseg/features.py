@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from visitseg import delta
 from visitseg.config import Config
 from visitseg.ingest import read_visits
+from visitseg.ingest.files import input_errors
 from visitseg.schemas import RUN_ID
 from visitseg.spark import StageLog
 from visitseg.users import user_features
@@ -40,7 +41,8 @@ def build_features(spark: SparkSession, cfg: Config, stages: StageLog) -> Featur
         # DISK_ONLY: at 12.7M visits, caching partitions of ~400k visit rows with MEMORY_AND_DISK ran the
         # default 1 GB heap out of memory; on disk (and in the OS page cache) any size fits.
         visits = visits.persist(StorageLevel.DISK_ONLY)
-        counts = validate_visits(visits)
+        with input_errors(cfg.input.path):  # the first action: where unreadable files show up
+            counts = validate_visits(visits)
         facts.update(rows_in=counts["hits"], rows_out=counts["rows"])
     if cfg.features.grain == "visit":
         return FeatureTable("visit_features", visits, facts["rows_out"])

@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 from visitseg import delta
 from visitseg.config import Config
 from visitseg.features import build_features, write_features, write_run_table
-from visitseg.report import run_record, runs_frame, write_json
+from visitseg.report import RUNS_SCHEMA, run_record, runs_frame, write_json
 from visitseg.report_page import write_report
 from visitseg.segment import GRAINS, Segmentation, segment
 from visitseg.spark import StageLog
@@ -43,9 +43,19 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
     table = build_features(spark, cfg, stages)
     seg = segment(spark, cfg, table, stages)
     out = cfg.output.path
+    grain = GRAINS[cfg.features.grain]
     try:
+        delta.check_schemas(
+            {
+                f"{out}/{name}": schema
+                for name, schema in (
+                    (table.name, table.df.schema), (grain.labels_table, seg.labels.schema), ("cluster_centers", seg.centers.schema),
+                    ("k_diagnostics", seg.diagnostics.schema), ("cluster_mix_daily", seg.mix.schema),
+                    ("segment_kpis_daily", seg.kpis.schema), ("runs", RUNS_SCHEMA),
+                )
+            }
+        )
         tables = {table.name: write_features(spark, cfg, table, stages).path}
-        grain = GRAINS[cfg.features.grain]
         labels = write_run_table(spark, cfg, stages, grain.labels_table, seg.labels)
         tables[grain.labels_table] = labels.path
         for name, df in (
@@ -76,7 +86,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         report_path = f"{out}/reports/{cfg.run.run_id}/model_report.json"
         write_json(
             report_path,
-            {**record, "config": cfg.to_dict(), "stages": stages.records, "tables": tables,
+            {**record, "config": cfg.redacted(), "stages": stages.records, "tables": tables,
              "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres, "method_comparison": seg.comparison},
         )
         tables["runs"] = write_run_table(spark, cfg, stages, "runs", runs_frame(spark, record)).path

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -139,11 +140,14 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         sampled = sample is not prepared
         sample = fixed_layout(sample, grain.key).persist(StorageLevel.MEMORY_AND_DISK)
         sweep_rows = sample.count()
-        k_max = min(cfg.model.k_max, sweep_rows - 1)
-        if k_max < cfg.model.k_min:
-            raise_too_few(sweep_rows, cfg)
+        # k-means cannot find more centres than there are distinct points (Spark's block solver then fails
+        # with an index error), and the silhouette needs K < rows.
+        shapes = sample.select(vector_to_array(F.col(FEATURES)).alias("x")).distinct().count()
+        k_max = min(cfg.model.k_max, sweep_rows - 1, shapes)
+        if k_max < cfg.model.k_min or cfg.model.k_final > shapes:
+            raise_too_few(sweep_rows, shapes, cfg)
         if k_max < cfg.model.k_max:
-            log.warning("model: only %d rows to sweep, so K stops at %d instead of %d", sweep_rows, k_max, cfg.model.k_max)
+            log.warning("model: only %d rows (%d distinct feature vectors) to sweep, so K stops at %d instead of %d", sweep_rows, shapes, k_max, cfg.model.k_max)
         fitted = sweep(sample, grain.key, cfg.model, seed, k_max)
         results, models = fitted.results, fitted.models
         k, reason = choose_k(results, cfg.model)
@@ -234,10 +238,12 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
     )
 
 
-def raise_too_few(rows: int, cfg: Config) -> None:
+def raise_too_few(rows: int, shapes: int, cfg: Config) -> None:
+    k = cfg.model.k_final or cfg.model.k_min
     raise EmptyInputError(
-        f"model: {rows} rows cannot be split into model.k_min={cfg.model.k_min} clusters; "
-        f"give more input (a wider date window) or lower model.k_min"
+        f"model: {rows:,} rows with {shapes:,} distinct feature vectors cannot be split into {k} clusters "
+        f"(model.{'k_final' if cfg.model.k_final else 'k_min'}); give more input (a wider date window), lower that "
+        f"setting, or check the input: few distinct vectors often mean a wrong unit (timestamps in seconds) or unmapped event names"
     )
 
 

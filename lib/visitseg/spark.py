@@ -19,6 +19,7 @@ from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
 from visitseg.config import SparkConfig
+from visitseg.redact import SECRET_KEY
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ def build_session(cfg: SparkConfig) -> SparkSession:
     conf.set("spark.ui.showConsoleProgress", "false")  # progress goes to the log, stage by stage
     # Let adaptive execution coalesce the partitions of persisted tables too (else 200 tiny files a table).
     conf.set("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")
+    # Spark's own masking (UI, event log, plans) covers the same credential-like names as visitseg's.
+    conf.set("spark.redaction.regex", f"(?i){SECRET_KEY}")
     for key, value in cfg.conf.items():
         conf.set(key, value)
     if "PYSPARK_GATEWAY_PORT" not in os.environ and (conf.get("spark.master") or "local").startswith("local"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -72,9 +72,16 @@ def check_unique_keys(df: DataFrame, keys: Sequence[str], what: str) -> None:
 
 
 def check_rows(
-    df: DataFrame, keys: Sequence[str], not_null: Iterable[str], non_negative: Iterable[str], what: str, sums: Iterable[str] = ()
+    df: DataFrame,
+    keys: Sequence[str],
+    not_null: Iterable[str],
+    non_negative: Iterable[str],
+    what: str,
+    sums: Iterable[str] = (),
+    checks: Mapping[str, Column] | None = None,
 ) -> dict[str, int]:
-    """One pass: fail on null values in `not_null` or negative values in `non_negative`.
+    """One pass: fail on null values in `not_null`, negative values in `non_negative`, or rows meeting one
+    of `checks` (description → condition, e.g. "timestamps before 2000 (…)": ts < …).
 
     Returns {"rows": row count, <column>: total for each of `sums`} from the same pass.
     """
@@ -82,6 +89,7 @@ def check_rows(
     not_null, non_negative = list(not_null), list(non_negative)
     conditions = {f"null {c}": F.col(c).isNull() for c in not_null}
     conditions.update({f"negative {c}": F.col(c) < 0 for c in non_negative})
+    conditions.update(checks or {})
     counts = df.agg(
         F.count(F.lit(1)).alias("rows"),
         *[F.count(F.when(cond, 1)).alias(name) for name, cond in conditions.items()],

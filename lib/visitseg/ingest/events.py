@@ -1,18 +1,20 @@
 """Flat event logs (the public Retailrocket `events.csv` layout by default): one row per event.
 
 Columns are mapped through `[events]` in the config. Visits are cut by `events.session_gap_minutes` of
-inactivity (see `visitseg.sessionize`). Timestamps are epoch milliseconds, UTC; the visit date is the UTC
+inactivity (see `visitseg.sessionize`). Timestamps are epoch milliseconds (or `events.timestamp_unit`), UTC; the visit date is the UTC
 date the visit started on, so a visit that crosses midnight counts on its first day. The date window is
 applied to events before sessionising, so a visit that straddles a window edge is cut there.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.config import Config, EventsConfig
+from visitseg.config import TIMESTAMP_UNITS, Config, EventsConfig
 from visitseg.ingest.common import in_date_window, to_hit_table
 from visitseg.ingest.files import read_raw
 from visitseg.schemas import (
@@ -35,9 +37,26 @@ def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
     """Canonical hits from a flat event log; fails on null or unparsable timestamps and visitor ids."""
     raw = read_raw(spark, cfg.input)
     events = mapped_events(raw, cfg.events)
-    check_rows(events, ["user_key", "ts_ms"], not_null=["user_key", "ts_ms"], non_negative=["revenue"], what="events input")
+    check_rows(events, ["user_key", "ts_ms"], not_null=["user_key", "ts_ms"], non_negative=["revenue"], what="events input", checks=plausible_values(cfg.events))
     in_window = events.withColumn("hit_ts", F.timestamp_millis("ts_ms")).filter(in_date_window(F.to_date("hit_ts"), cfg.input))
     return hits_from_events(in_window, cfg.events)
+
+
+# Web analytics began long after this; an epoch in seconds read as milliseconds lands in January 1970.
+EARLIEST_MS = 946_684_800_000  # 2000-01-01
+
+
+def plausible_values(cfg: EventsConfig) -> dict[str, Column]:
+    """Revenue must be a finite number. Timestamps outside [2000-01-01, tomorrow] mean the configured unit
+    is wrong (or the rows are junk): without this check, seconds read as milliseconds squeeze every visit
+    into one hit-long session."""
+    tomorrow_ms = int((dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).timestamp() * 1000)
+    unit = cfg.timestamp_unit
+    return {
+        "non-finite revenue (NaN or infinity)": F.isnan("revenue") | (F.abs("revenue") == float("inf")),
+        f"timestamps before 2000-01-01 as epoch {unit} (if they are seconds, set events.timestamp_unit = s)": F.col("ts_ms") < EARLIEST_MS,
+        f"timestamps in the future as epoch {unit} (if they are microseconds, set events.timestamp_unit = us)": F.col("ts_ms") > tomorrow_ms,
+    }
 
 
 def mapped_events(raw: DataFrame, cfg: EventsConfig) -> DataFrame:
@@ -48,7 +67,7 @@ def mapped_events(raw: DataFrame, cfg: EventsConfig) -> DataFrame:
     require_columns(raw, required, "events input")
     revenue = _try_cast(f"`{cfg.revenue_col}`", "DOUBLE") if cfg.revenue_col else F.lit(None).cast("double")
     return raw.select(
-        _try_cast(f"try_cast(`{cfg.timestamp_col}` AS DOUBLE)", "BIGINT").alias("ts_ms"),
+        _try_cast(f"try_cast(`{cfg.timestamp_col}` AS DOUBLE) * {TIMESTAMP_UNITS[cfg.timestamp_unit]}", "BIGINT").alias("ts_ms"),
         _id_text(raw, cfg.visitor_col).alias("user_key"),
         F.col(cfg.event_col).cast("string").alias("event"),
         _id_text(raw, cfg.item_col).alias("product_id"),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import re
+from typing import Iterator
 
+import pyarrow.parquet as pq
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -17,6 +21,8 @@ EXTENSIONS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".ndjson
 
 def detect_file_format(path: str) -> str:
     """The storage format from the path's extension, or from the files inside a local folder."""
+    if "://" not in path and not glob.glob(path):
+        raise EmptyInputError(f"input {path!r}: no such file or folder; check the --input path")
     candidates = [path]
     if "://" not in path and os.path.isdir(path):
         # Spark skips names starting with "_" or "." (e.g. _SUCCESS, _planted/); so does the detection.
@@ -25,17 +31,27 @@ def detect_file_format(path: str) -> str:
             for found in glob.glob(os.path.join(path, "**", "*"), recursive=True)
             if not any(part.startswith(("_", ".")) for part in os.path.relpath(found, path).split(os.sep))
         )
-    for candidate in candidates:
-        name = os.path.basename(candidate).lower()
-        for suffix in (".gz", ".bz2", ".snappy"):
-            name = name.removesuffix(suffix)
-        for extension, file_format in EXTENSIONS.items():
-            if name.endswith(extension):
-                return file_format
+    formats = {candidate: found for candidate in candidates if (found := _format_of(candidate))}
+    kinds = sorted(set(formats.values()))
+    if len(kinds) > 1:
+        examples = ", ".join(f"{os.path.basename(next(c for c, f in formats.items() if f == kind))} ({kind})" for kind in kinds)
+        raise ConfigError(
+            f"input {path!r}: mixes file formats ({examples}); Spark reads one format per input. "
+            f"Keep one format per folder, or point --input at the files of one format"
+        )
+    if kinds:
+        return kinds[0]
     raise ConfigError(
         f"input.file_format: cannot tell the format of {path!r} from file extensions; "
         f"set --set input.file_format=parquet (or json, csv, avro, bigquery)"
     )
+
+
+def _format_of(path: str) -> str | None:
+    name = os.path.basename(path).lower()
+    for suffix in (".gz", ".bz2", ".snappy"):
+        name = name.removesuffix(suffix)
+    return next((file_format for extension, file_format in EXTENSIONS.items() if name.endswith(extension)), None)
 
 
 def read_raw(spark: SparkSession, cfg: InputConfig, json_schema: T.StructType | None = None) -> DataFrame:
@@ -43,6 +59,40 @@ def read_raw(spark: SparkSession, cfg: InputConfig, json_schema: T.StructType | 
     if not cfg.path:
         raise ConfigError("input.path: no input given; pass --input PATH")
     file_format = cfg.file_format if cfg.file_format != "auto" else detect_file_format(cfg.path)
+    if file_format == "parquet":
+        check_same_columns(cfg.path)
+    with input_errors(cfg.path):  # Parquet footers are read here already, to learn the schema
+        return _read(spark, cfg, file_format, json_schema)
+
+
+def check_same_columns(path: str) -> None:
+    """Every Parquet file of a local input has the same top-level columns. Spark takes the schema from
+    one file, so a day whose export lacks a column would either fail without naming the file or read as
+    nulls, depending on which file Spark picks. Footers only: one small read per file."""
+    if "://" in path:
+        return
+    files = sorted(f for f in (glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True) if os.path.isdir(path) else glob.glob(path))
+                   if not any(part.startswith(("_", ".")) for part in os.path.relpath(f, path).split(os.sep)))
+    columns = {f: names for f in files if (names := _columns(f)) is not None}
+    if len(columns) < 2:
+        return
+    every = set.union(*columns.values())
+    for f, names in columns.items():
+        if names != every:
+            raise InputSchemaError(
+                f"input file {f}: lacks column(s) {', '.join(sorted(every - names))} that other files of {path} have. "
+                f"Re-export that file with the full schema, or leave it out of --input"
+            )
+
+
+def _columns(path: str) -> set[str] | None:
+    try:
+        return set(pq.read_schema(path).names)
+    except (OSError, ValueError):  # not Parquet at all: Spark's read says so, naming the file
+        return None
+
+
+def _read(spark: SparkSession, cfg: InputConfig, file_format: str, json_schema: T.StructType | None) -> DataFrame:
     try:
         if file_format == "parquet":
             return spark.read.parquet(cfg.path)
@@ -72,3 +122,35 @@ def read_raw(spark: SparkSession, cfg: InputConfig, json_schema: T.StructType | 
         if "UNABLE_TO_INFER_SCHEMA" in message:
             raise EmptyInputError(f"input {cfg.path!r}: holds no {file_format} data files") from None
         raise
+
+
+# Spark's words (3.5 and 4.x) for a file it found but cannot decode: a corrupt Parquet footer, a truncated
+# or malformed JSON line. They surface at the first action, not at `spark.read`.
+UNREADABLE_FILE = (
+    "FAILED_READ_FILE",
+    "CANNOT_READ_FILE_FOOTER",
+    "Could not read footer",
+    "is not a Parquet file",
+    "Malformed records are detected",
+    "MALFORMED_RECORD_IN_PARSING",
+    "Encountered error while reading file",
+)
+_FILE_IN_MESSAGE = re.compile(r"(?:file|path)[=: ]+((?:file:|s3a?://|gs://|hdfs://|abfss?://)?/?[^\s,}]+?\.[A-Za-z0-9]+(?:\.(?:gz|bz2|snappy))?)(?=[\s,.}]|$)")
+
+
+@contextlib.contextmanager
+def input_errors(path: str) -> Iterator[None]:
+    """Around the first Spark action over the input: a file Spark cannot decode becomes a named error
+    that names the file, instead of a Java stack trace."""
+    try:
+        yield
+    except Exception as exc:  # Py4JJavaError or a pyspark error class, depending on the Spark line
+        message = str(exc)
+        if not any(sign in message for sign in UNREADABLE_FILE):
+            raise
+        found = _FILE_IN_MESSAGE.search(message)
+        where = found.group(1) if found else path
+        raise InputSchemaError(
+            f"input file {where}: cannot be read (corrupt, truncated or not in the expected format). "
+            f"Remove or re-export that file and rerun; nothing was written"
+        ) from None
