@@ -5,6 +5,7 @@ output holding an earlier good run keeps exactly its files (no new table version
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -135,6 +136,7 @@ CASES = {
     "header-only events file": Case("events", events_csv("header.csv", []), "EmptyInputError", r"events input: no rows"),
     "junk timestamps": Case("events", events_csv("junk.csv", ["yesterday,1,view,1,"]), "DataQualityError", r"null ts_ms .*Fix or drop"),
     "null visitor": Case("events", events_csv("novisitor.csv", [f"{MS_2026},,view,1,"]), "DataQualityError", r"null user_key"),
+    "unknown event values": Case("events", events_csv("vocab.csv", [f"{MS_2026 + i * 60_000},{i % 7},{'VIEW' if i % 3 else 'click'},1," for i in range(60)]), "DataQualityError", r"60 of 60 events \(100\.0%\) have an event value no funnel step maps \(e\.g\. 'VIEW' \(40\), 'click' \(20\)\)"),
     "timestamps in seconds": Case("events", events_csv("seconds.csv", visits_of_events(lambda i: (MS_2026 + i * 3_600_000) // 1000)), "DataQualityError", r"before 2000-01-01 .*set events.timestamp_unit = s"),
     "timestamps in microseconds": Case("events", events_csv("micros.csv", visits_of_events(lambda i: (MS_2026 + i * 3_600_000) * 1000)), "DataQualityError", r"in the future .*set events.timestamp_unit = us"),
     "timestamps in the future": Case("events", events_csv("future.csv", visits_of_events(lambda i: 4_102_444_800_000 + i)), "DataQualityError", r"timestamps in the future"),
@@ -224,3 +226,13 @@ def test_unicode_and_very_long_ids_are_kept_as_they_are(spark, tmp_path):
     table = DeltaTable(str(tmp_path / "out" / "visit_features")).to_pyarrow_table()
     assert f"{visitor}-{sessions[0]['visitId']}" in table.column("visit_key").to_pylist()
     assert visitor in table.column("user_key").to_pylist() and table.num_rows == len(SESSIONS)
+
+
+def test_a_few_unmapped_events_are_ignored_with_a_warning(spark, tmp_path, caplog):
+    lines = [f"{MS_2026 + i * 60_000},{i % 20},view,{i},"for i in range(199)] + [f"{MS_2026},3,wishlist,9,"]
+    path = events_csv("few.csv", lines)(tmp_path, {})
+    args = ["features", "--input-format", "events", "--input", path, "--output", str(tmp_path / "out"), "--set", "input.max_invalid_fraction=0.01"]
+    with caplog.at_level(logging.WARNING, logger="visitseg"):
+        assert main(args) == 0
+    assert "1 of 200 events (0.5%) have an event value no funnel step maps (e.g. 'wishlist' (1))" in caplog.text
+    assert sum(DeltaTable(str(tmp_path / "out" / "visit_features")).to_pyarrow_table().column("pageviews").to_pylist()) == 199

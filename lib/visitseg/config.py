@@ -75,6 +75,7 @@ class InputConfig:
     file_format: str = "auto"  # auto = from the file extension
     date_from: str = ""  # YYYY-MM-DD, inclusive; empty = no lower bound
     date_to: str = ""  # YYYY-MM-DD, exclusive; empty = no upper bound
+    max_invalid_fraction: float = 0.01  # rows ignored as invalid (e.g. unmapped event values) above this share fail the run
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,8 @@ def _validate(cfg: Config) -> None:
         _one_of("input.format", cfg.input.format, INPUT_FORMATS)
     _one_of("input.file_format", cfg.input.file_format, FILE_FORMATS)
     _one_of("events.timestamp_unit", cfg.events.timestamp_unit, tuple(TIMESTAMP_UNITS))
+    if not 0 <= cfg.input.max_invalid_fraction <= 1:
+        raise ConfigError(f"input.max_invalid_fraction: must be between 0 and 1, got {cfg.input.max_invalid_fraction}")
     date_from = parse_date("input.date_from", cfg.input.date_from) if cfg.input.date_from else None
     date_to = parse_date("input.date_to", cfg.input.date_to) if cfg.input.date_to else None
     if date_from and date_to and date_to <= date_from:

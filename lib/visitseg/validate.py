@@ -79,12 +79,15 @@ def check_rows(
     what: str,
     sums: Iterable[str] = (),
     checks: Mapping[str, Column] | None = None,
+    counted: Mapping[str, Column] | None = None,
 ) -> dict[str, int]:
     """One pass: fail on null values in `not_null`, negative values in `non_negative`, or rows meeting one
     of `checks` (description → condition, e.g. "timestamps before 2000 (…)": ts < …).
 
-    Returns {"rows": row count, <column>: total for each of `sums`} from the same pass.
+    Returns {"rows": row count, <column>: total for each of `sums`, <name>: rows meeting each of
+    `counted` (name → condition; counted, not failed)} from the same pass.
     """
+    counted = dict(counted or {})
     sums = list(sums)
     not_null, non_negative = list(not_null), list(non_negative)
     conditions = {f"null {c}": F.col(c).isNull() for c in not_null}
@@ -94,6 +97,7 @@ def check_rows(
         F.count(F.lit(1)).alias("rows"),
         *[F.count(F.when(cond, 1)).alias(name) for name, cond in conditions.items()],
         *[F.sum(c).alias(f"sum {c}") for c in sums],
+        *[F.count(F.when(cond, 1)).alias(f"counted {name}") for name, cond in counted.items()],
     ).first()
     if counts is None or counts["rows"] == 0:
         raise EmptyInputError(
@@ -106,7 +110,11 @@ def check_rows(
             sample = df.filter(conditions[name]).select(*keys).limit(SAMPLE_KEYS).collect()
             details.append(f"{n:,} rows with {name} (e.g. {', '.join(_key_text(r, keys) for r in sample)})")
         raise DataQualityError(f"{what}: {'; '.join(details)}. Fix or drop these rows in the input and rerun.")
-    return {"rows": int(counts["rows"]), **{c: int(counts[f"sum {c}"] or 0) for c in sums}}
+    return {
+        "rows": int(counts["rows"]),
+        **{c: int(counts[f"sum {c}"] or 0) for c in sums},
+        **{name: int(counts[f"counted {name}"]) for name in counted},
+    }
 
 
 def _key_text(row, keys: Sequence[str]) -> str:

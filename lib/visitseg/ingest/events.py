@@ -9,12 +9,14 @@ applied to events before sessionising, so a visit that straddles a window edge i
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg.config import TIMESTAMP_UNITS, Config, EventsConfig
+from visitseg.errors import DataQualityError
 from visitseg.ingest.common import in_date_window, to_hit_table
 from visitseg.ingest.files import read_raw
 from visitseg.schemas import (
@@ -32,12 +34,20 @@ from visitseg.schemas import (
 from visitseg.sessionize import with_sessions
 from visitseg.validate import check_rows, require_columns
 
+log = logging.getLogger(__name__)
+
 
 def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
     """Canonical hits from a flat event log; fails on null or unparsable timestamps and visitor ids."""
     raw = read_raw(spark, cfg.input)
     events = mapped_events(raw, cfg.events)
-    check_rows(events, ["user_key", "ts_ms"], not_null=["user_key", "ts_ms"], non_negative=["revenue"], what="events input", checks=plausible_values(cfg.events))
+    unmapped = ~F.coalesce(F.col("event").isin(*funnel_values(cfg.events).values()), F.lit(False))
+    counts = check_rows(
+        events, ["user_key", "ts_ms"], not_null=["user_key", "ts_ms"], non_negative=["revenue"], what="events input",
+        checks=plausible_values(cfg.events), counted={"unmapped": unmapped},
+    )
+    if counts["unmapped"]:
+        refuse_unmapped(events.filter(unmapped), counts["unmapped"], counts["rows"], cfg)
     in_window = events.withColumn("hit_ts", F.timestamp_millis("ts_ms")).filter(in_date_window(F.to_date("hit_ts"), cfg.input))
     return hits_from_events(in_window, cfg.events)
 
@@ -57,6 +67,21 @@ def plausible_values(cfg: EventsConfig) -> dict[str, Column]:
         f"timestamps before 2000-01-01 as epoch {unit} (if they are seconds, set events.timestamp_unit = s)": F.col("ts_ms") < EARLIEST_MS,
         f"timestamps in the future as epoch {unit} (if they are microseconds, set events.timestamp_unit = us)": F.col("ts_ms") > tomorrow_ms,
     }
+
+
+def refuse_unmapped(unmapped: DataFrame, n: int, rows: int, cfg: Config) -> None:
+    """Events whose value no funnel step maps are kept as plain hits. A few are normal (a log's other
+    event types); above input.max_invalid_fraction they mean the mapping is wrong (case, vocabulary)."""
+    top = unmapped.groupBy("event").count().orderBy(F.desc("count"), "event").limit(5).collect()
+    examples = ", ".join(f"{r['event']!r} ({r['count']:,})" for r in top)
+    message = (
+        f"events input: {n:,} of {rows:,} events ({n / rows:.1%}) have an event value no funnel step maps "
+        f"(e.g. {examples}), so they count as hits of no funnel step. Map them under [events] (view_value, add_to_cart_value, "
+        f"transaction_value, …; values are case-sensitive)"
+    )
+    if n / rows > cfg.input.max_invalid_fraction:
+        raise DataQualityError(f"{message}, or raise input.max_invalid_fraction (now {cfg.input.max_invalid_fraction})")
+    log.warning("%s; ignored, as they are under input.max_invalid_fraction = %s", message, cfg.input.max_invalid_fraction)
 
 
 def mapped_events(raw: DataFrame, cfg: EventsConfig) -> DataFrame:
