@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import gzip
+import json
 import os
 import re
 from typing import Iterator
@@ -23,14 +25,7 @@ def detect_file_format(path: str) -> str:
     """The storage format from the path's extension, or from the files inside a local folder."""
     if "://" not in path and not glob.glob(path):
         raise EmptyInputError(f"input {path!r}: no such file or folder; check the --input path")
-    candidates = [path]
-    if "://" not in path and os.path.isdir(path):
-        # Spark skips names starting with "_" or "." (e.g. _SUCCESS, _planted/); so does the detection.
-        candidates = sorted(
-            found
-            for found in glob.glob(os.path.join(path, "**", "*"), recursive=True)
-            if not any(part.startswith(("_", ".")) for part in os.path.relpath(found, path).split(os.sep))
-        )
+    candidates = local_files(path) if "://" not in path and os.path.isdir(path) else [path]
     formats = {candidate: found for candidate in candidates if (found := _format_of(candidate))}
     kinds = sorted(set(formats.values()))
     if len(kinds) > 1:
@@ -69,11 +64,7 @@ def check_same_columns(path: str) -> None:
     """Every Parquet file of a local input has the same top-level columns. Spark takes the schema from
     one file, so a day whose export lacks a column would either fail without naming the file or read as
     nulls, depending on which file Spark picks. Footers only: one small read per file."""
-    if "://" in path:
-        return
-    files = sorted(f for f in (glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True) if os.path.isdir(path) else glob.glob(path))
-                   if not any(part.startswith(("_", ".")) for part in os.path.relpath(f, path).split(os.sep)))
-    columns = {f: names for f in files if (names := _columns(f)) is not None}
+    columns = {f: names for f in local_files(path, ".parquet") if (names := _columns(f)) is not None}
     if len(columns) < 2:
         return
     every = set.union(*columns.values())
@@ -83,6 +74,37 @@ def check_same_columns(path: str) -> None:
                 f"input file {f}: lacks column(s) {', '.join(sorted(every - names))} that other files of {path} have. "
                 f"Re-export that file with the full schema, or leave it out of --input"
             )
+
+
+def local_files(path: str, *suffixes: str) -> list[str]:
+    """The data files of a local input (a file, a glob or a folder) as Spark lists them (inside a folder,
+    names starting with "_" or "." are skipped, e.g. _SUCCESS, _planted/), ending with one of the
+    suffixes if any are given; none for a URI."""
+    if "://" in path:
+        return []
+    if os.path.isdir(path):
+        found = [
+            f for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+            if not any(part.startswith(("_", ".")) for part in os.path.relpath(f, path).split(os.sep))
+        ]
+    else:
+        found = glob.glob(path)
+    return sorted(f for f in found if os.path.isfile(f) and (not suffixes or f.lower().endswith(suffixes)))
+
+
+def _first_malformed_json(path: str) -> str | None:
+    """The first local JSON file with a line that does not parse (Spark 3.5's error does not name it).
+    Only run once a read has failed, so the scan costs nothing on good input."""
+    for name in local_files(path, ".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(name, "rb") as lines:
+            for line in lines:
+                try:
+                    if line.strip():
+                        json.loads(line)
+                except ValueError:
+                    return name
+    return None
 
 
 def _columns(path: str) -> set[str] | None:
@@ -149,7 +171,7 @@ def input_errors(path: str) -> Iterator[None]:
         if not any(sign in message for sign in UNREADABLE_FILE):
             raise
         found = _FILE_IN_MESSAGE.search(message)
-        where = found.group(1) if found else path
+        where = found.group(1) if found else (_first_malformed_json(path) or path)
         raise InputSchemaError(
             f"input file {where}: cannot be read (corrupt, truncated or not in the expected format). "
             f"Remove or re-export that file and rerun; nothing was written"
