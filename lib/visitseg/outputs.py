@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from visitseg import delta
 from visitseg.config import Config
-from visitseg.features import build_features, write_features, write_run_table
+from visitseg.features import build_features, write_run_table
 from visitseg.report import RUNS_SCHEMA, run_record, runs_frame, write_json
 from visitseg.report_page import write_report
 from visitseg.segment import GRAINS, Segmentation, segment
@@ -44,27 +44,18 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
     seg = segment(spark, cfg, table, stages)
     out = cfg.output.path
     grain = GRAINS[cfg.features.grain]
+    frames = {
+        table.name: table.df,
+        grain.labels_table: seg.labels,
+        "cluster_centers": seg.centers,
+        "k_diagnostics": seg.diagnostics,
+        "cluster_mix_daily": seg.mix,
+        "segment_kpis_daily": seg.kpis,
+    }
     try:
-        delta.check_schemas(
-            {
-                f"{out}/{name}": schema
-                for name, schema in (
-                    (table.name, table.df.schema), (grain.labels_table, seg.labels.schema), ("cluster_centers", seg.centers.schema),
-                    ("k_diagnostics", seg.diagnostics.schema), ("cluster_mix_daily", seg.mix.schema),
-                    ("segment_kpis_daily", seg.kpis.schema), ("runs", RUNS_SCHEMA),
-                )
-            }
-        )
-        tables = {table.name: write_features(spark, cfg, table, stages).path}
-        labels = write_run_table(spark, cfg, stages, grain.labels_table, seg.labels)
-        tables[grain.labels_table] = labels.path
-        for name, df in (
-            ("cluster_centers", seg.centers),
-            ("k_diagnostics", seg.diagnostics),
-            ("cluster_mix_daily", seg.mix),
-            ("segment_kpis_daily", seg.kpis),
-        ):
-            tables[name] = write_run_table(spark, cfg, stages, name, df).path
+        # Every target table's schema before the first write, so a clash leaves nothing written.
+        delta.check_schemas({f"{out}/{name}": df.schema for name, df in frames.items()} | {f"{out}/runs": RUNS_SCHEMA})
+        tables = {name: write_run_table(spark, cfg, stages, name, df).path for name, df in frames.items()}
         model_path = f"{out}/models/{cfg.run.run_id}"
         with stages("save model"):
             seg.model.write().overwrite().save(model_path)

@@ -48,6 +48,10 @@ class ReportData:
     examples: dict[int, list[str]]  # cluster_id → the keys nearest its centre
 
     @property
+    def days(self) -> list[dt.date]:
+        return sorted({r["visit_date"] for r in self.daily})
+
+    @property
     def noun(self) -> str:
         return "users" if self.run["grain"] == "user" else "visits"
 
@@ -141,7 +145,7 @@ def render(data: ReportData) -> str:
 
 def _summary(data: ReportData) -> str:
     run = data.run
-    days = sorted({r["visit_date"] for r in data.daily})
+    days = data.days
     period = f"{days[0]} to {days[-1]} ({len(days):,} days)" if days else "no dated rows"
     weak = run["weak_structure"]
     warning = (
@@ -158,8 +162,7 @@ def _summary(data: ReportData) -> str:
         ("Why this K", run["k_reason"]),
         ("Run", f'{run[RUN_ID]}, {_when(run["started_at"])} to {_when(run["finished_at"])}'),
     ]
-    rows = "".join(f"<tr><th scope=\"row\">{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
-    return f'<section id="summary"><h2>Summary</h2>{warning}<table class="facts">{rows}</table></section>\n'
+    return _section("summary", "Summary", warning + _facts_table(facts))
 
 
 def _cards(data: ReportData) -> str:
@@ -223,7 +226,7 @@ def _k_diagnostics(data: ReportData) -> str:
 
 
 def _daily(data: ReportData) -> str:
-    days = sorted({r["visit_date"] for r in data.daily})
+    days = data.days
     if not days:
         return _section("daily", "Daily mix", "<p>No rows in <code>segment_kpis_daily</code> for this run (runs of versions before the report page have none).</p>")
     ids = [c["cluster_id"] for c in data.centres]
@@ -260,7 +263,6 @@ def _data_quality(data: ReportData) -> str:
         ("Sweep", f'{run["sweep_rows"]:,} rows{" (a deterministic sample)" if run["sweep_sampled"] else ""}'),
         ("Delta writer", run["delta_writer"]),
     ]
-    rows = "".join(f"<tr><th scope=\"row\">{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
     guardrails = (
         "<tr><th>Guardrail</th><th>Rows failing</th></tr>"
         + "".join(
@@ -275,8 +277,8 @@ def _data_quality(data: ReportData) -> str:
     return _section(
         "quality",
         "Data quality",
-        f'<table class="facts">{rows}</table>'
-        f"<h3>Guardrails</h3><p>A run stops with a named error, writing nothing, when any of these finds a row.</p>"
+        _facts_table(facts)
+        + f"<h3>Guardrails</h3><p>A run stops with a named error, writing nothing, when any of these finds a row.</p>"
         f'<table class="numbers">{guardrails}</table>'
         f'<h3>Stages</h3><table class="numbers"><tr><th>Stage</th><th>Rows in</th><th>Rows out</th><th>Seconds</th></tr>{stage_rows}</table>',
     )
@@ -284,6 +286,11 @@ def _data_quality(data: ReportData) -> str:
 
 def _section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{_e(title)}</h2>{body}</section>\n'
+
+
+def _facts_table(facts: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f'<tr><th scope="row">{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in facts)
+    return f'<table class="facts">{rows}</table>'
 
 
 def _figure(svg: str, caption: str) -> str:

@@ -25,7 +25,7 @@ def detect_file_format(path: str) -> str:
     """The storage format from the path's extension, or from the files inside a local folder."""
     if "://" not in path and not glob.glob(path):
         raise EmptyInputError(f"input {path!r}: no such file or folder; check the --input path")
-    candidates = local_files(path) if "://" not in path and os.path.isdir(path) else [path]
+    candidates = local_files(path) if os.path.isdir(path) else [path]  # a URI is never a local folder
     formats = {candidate: found for candidate in candidates if (found := _format_of(candidate))}
     kinds = sorted(set(formats.values()))
     if len(kinds) > 1:
