@@ -25,7 +25,7 @@ from visitseg.config import SparkConfig, load_config, with_values
 from visitseg.features import FeatureTable
 from visitseg.ingest import read_visits
 from visitseg.segment import segment
-from visitseg.spark import StageLog, build_session
+from visitseg.spark import StageLog, build_session, persisted
 
 
 def main() -> None:
@@ -46,17 +46,15 @@ def main() -> None:
             path = str(Path(tmp) / f"ga360_{n}")
             sample_data.write_sample(spark, "ga360", path, n, days=28, seed=42)
             cfg = with_values(load_config([], args.set), input={"format": "ga360", "path": path}, run={"run_id": "bench"})
-            features = read_visits(spark, cfg).persist(StorageLevel.MEMORY_AND_DISK)
-            table = FeatureTable("visit_features", features, features.count())
-            timings = []
-            for _ in range(args.runs):
-                stages = StageLog(spark)
-                seg = segment(spark, cfg, table, stages)
-                seg.labels.write.format("noop").mode("overwrite").save()  # the assignment is lazy: force it
-                seg.release()
-                by_stage = {r["stage"]: r["seconds"] for r in stages.records}
-                timings.append({"sweep": by_stage["sweep"], "final_fit": by_stage["final model"] + by_stage.get("compare methods", 0.0) + by_stage["assign and profile"], "k": seg.k})
-            features.unpersist()
+            with persisted(read_visits(spark, cfg), StorageLevel.MEMORY_AND_DISK) as features:
+                table = FeatureTable("visit_features", features, features.count())
+                timings = []
+                for _ in range(args.runs):
+                    stages = StageLog(spark)
+                    seg = segment(spark, cfg, table, stages)
+                    seg.labels.write.format("noop").mode("overwrite").save()  # the assignment is lazy: force it
+                    by_stage = {r["stage"]: r["seconds"] for r in stages.records}
+                    timings.append({"sweep": by_stage["sweep"], "final_fit": by_stage["final model"] + by_stage.get("compare methods", 0.0) + by_stage["assign and profile"], "k": seg.k})
             results.append(
                 {
                     "visits": table.rows,

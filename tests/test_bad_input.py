@@ -186,8 +186,9 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_a_named_error_and_commits_nothing(good, tmp_path, capsys, name):
+def test_bad_input_is_a_named_error_and_commits_nothing(spark, good, tmp_path, capsys, name):
     case = CASES[name]
+    spark.catalog.clearCache()
     paths, good_out = good
     out = tmp_path / "out"
     shutil.copytree(good_out, out)
@@ -210,6 +211,7 @@ def test_bad_input_is_a_named_error_and_commits_nothing(good, tmp_path, capsys, 
     assert re.search(case.message, first_line), first_line
     assert snapshot(out) == before
     assert not (tmp_path / "bad").exists() and os.path.exists(out)
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty(), "the failed run left cached tables behind"
 
 
 def test_the_matrix_covers_enough_cases():
@@ -228,11 +230,17 @@ def test_unicode_and_very_long_ids_are_kept_as_they_are(spark, tmp_path):
     assert visitor in table.column("user_key").to_pylist() and table.num_rows == len(SESSIONS)
 
 
-def test_a_few_unmapped_events_are_ignored_with_a_warning(spark, tmp_path, caplog):
-    lines = [f"{MS_2026 + i * 60_000},{i % 20},view,{i},"for i in range(199)] + [f"{MS_2026},3,wishlist,9,"]
+def test_a_few_unmapped_events_are_ignored_with_a_warning_and_counted_in_runs(spark, tmp_path, caplog):
+    lines = visits_of_events(lambda i: MS_2026 + i * 3_600_000, n=150) + [f"{MS_2026},3,wishlist,9,"]
     path = events_csv("few.csv", lines)(tmp_path, {})
-    args = ["features", "--input-format", "events", "--input", path, "--output", str(tmp_path / "out"), "--set", "input.max_invalid_fraction=0.01"]
+    out = tmp_path / "out"
+    args = ["run", "--input-format", "events", "--input", path, "--output", str(out), "--set", "run.run_id=few",
+            "--set", "model.k_min=2", "--set", "model.k_max=2", "--set", "input.max_invalid_fraction=0.01"]
     with caplog.at_level(logging.WARNING, logger="visitseg"):
         assert main(args) == 0
-    assert "1 of 200 events (0.5%) have an event value no funnel step maps (e.g. 'wishlist' (1))" in caplog.text
-    assert sum(DeltaTable(str(tmp_path / "out" / "visit_features")).to_pyarrow_table().column("pageviews").to_pylist()) == 199
+    assert "1 of 226 events (0.4%) have an event value no funnel step maps (e.g. 'wishlist' (1))" in caplog.text
+    features = DeltaTable(str(out / "visit_features")).to_pyarrow_table()
+    assert sum(features.column("hits").to_pylist()) == 226 and sum(features.column("pageviews").to_pylist()) == 150  # kept as a plain hit
+    stages = json.loads(DeltaTable(str(out / "runs")).to_pyarrow_table().column("stages_json")[0].as_py())
+    read = next(s for s in stages if s["stage"] == "read hits")
+    assert (read["unmapped_events"], read["unmapped_examples"]) == (1, "'wishlist' (1)")

@@ -20,7 +20,7 @@ from visitseg import __version__, delta, sample_data
 from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
 from visitseg.errors import ConfigError, VisitsegError
 from visitseg.redact import mask_logs
-from visitseg.features import build_features, write_features
+from visitseg.features import built_features, write_features
 from visitseg.outputs import RunSummary, run_job
 from visitseg.report_page import write_report
 from visitseg.spark import StageLog, build_session
@@ -108,11 +108,8 @@ def check_output(path: str) -> None:
 def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
     stages = StageLog(spark)
     delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if the writer cannot run
-    table = build_features(spark, cfg, stages)
-    try:
+    with built_features(spark, cfg, stages) as table:
         result = write_features(spark, cfg, table, stages)
-    finally:
-        table.df.unpersist()
     print(f"{table.name}: {result.rows:,} rows, run_id {cfg.run.run_id}, Delta version {result.version} at {result.path}")
 
 

@@ -26,6 +26,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from visitseg.spark import persisted
+
 SILHOUETTE_DISTANCE = "squaredEuclidean"
 
 
@@ -152,8 +154,8 @@ def silhouettes(labelled: DataFrame, features_col: str, stats: Mapping[int, Clus
     ).select(
         *[f"_l{k}" for k in prediction_cols],
         *[F.expr(mean_distance(k, c)).alias(f"_d{k}_{c}") for k in prediction_cols for c in present[k]],
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    )
+    with persisted(distances, StorageLevel.MEMORY_AND_DISK) as distances:
         scores = []
         for k in prediction_cols:
             own_size = f"element_at(array({', '.join(double(n) for n in stats[k].sizes)}), _l{k} + 1)"
@@ -165,8 +167,6 @@ def silhouettes(labelled: DataFrame, features_col: str, stats: Mapping[int, Clus
             )
             scores.append(F.expr(f"avg({score})").alias(str(k)))
         row = distances.agg(*scores).first()
-    finally:
-        distances.unpersist()
     return {k: float(row[str(k)]) for k in prediction_cols}
 
 

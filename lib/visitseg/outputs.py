@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from visitseg import delta
 from visitseg.config import Config
-from visitseg.features import build_features, write_run_table
+from visitseg.features import built_features, write_run_table
 from visitseg.report import RUNS_SCHEMA, run_record, runs_frame, write_json
 from visitseg.report_page import write_report
 from visitseg.segment import GRAINS, Segmentation, segment
@@ -40,19 +40,18 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
     started_at = dt.datetime.now(dt.timezone.utc)
     stages = StageLog(spark)
     writer = delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if it cannot run
-    table = build_features(spark, cfg, stages)
-    seg = segment(spark, cfg, table, stages)
-    out = cfg.output.path
-    grain = GRAINS[cfg.features.grain]
-    frames = {
-        table.name: table.df,
-        grain.labels_table: seg.labels,
-        "cluster_centers": seg.centers,
-        "k_diagnostics": seg.diagnostics,
-        "cluster_mix_daily": seg.mix,
-        "segment_kpis_daily": seg.kpis,
-    }
-    try:
+    with built_features(spark, cfg, stages) as table:
+        seg = segment(spark, cfg, table, stages)
+        out = cfg.output.path
+        grain = GRAINS[cfg.features.grain]
+        frames = {
+            table.name: table.df,
+            grain.labels_table: seg.labels,
+            "cluster_centers": seg.centers,
+            "k_diagnostics": seg.diagnostics,
+            "cluster_mix_daily": seg.mix,
+            "segment_kpis_daily": seg.kpis,
+        }
         # Every target table's schema before the first write, so a clash leaves nothing written.
         delta.check_schemas({f"{out}/{name}": df.schema for name, df in frames.items()} | {f"{out}/runs": RUNS_SCHEMA})
         tables = {name: write_run_table(spark, cfg, stages, name, df).path for name, df in frames.items()}
@@ -82,8 +81,5 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         )
         tables["runs"] = write_run_table(spark, cfg, stages, "runs", runs_frame(spark, record)).path
         page_path = write_report(spark, out, cfg.run.run_id)  # from the tables just written, like `visitseg report`
-    finally:
-        seg.release()
-        table.df.unpersist()
     return RunSummary(record, seg, tables, report_path, page_path)
 

@@ -6,6 +6,7 @@ small driver-side result (K rows of centres, one row per K of diagnostics).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from visitseg.naming import Profile, segment_names, stable_order
 from visitseg.preprocess import FEATURES, fit_preprocessing, usable_features
 from visitseg.rules import RULE_SEGMENTS, rule_segment
 from visitseg.scoring import RAW_CLUSTER, with_nearest_centre
-from visitseg.spark import StageLog
+from visitseg.spark import StageLog, persisted
 from visitseg.sweep import KResult, choose_k, deterministic_sample, fixed_layout, half, kmeans, sweep, weak_structure
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,6 @@ class Segmentation:
     centers: DataFrame
     diagnostics: DataFrame
     model: PipelineModel
-    persisted: tuple[DataFrame, ...]  # to unpersist once the tables are written
-
-    def release(self) -> None:
-        for df in self.persisted:
-            df.unpersist()
 
 
 def model_features(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -134,47 +130,49 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         prepared = preprocessing.transform(table.df).select(*table.df.columns, FEATURES)
         facts.update(rows_in=table.rows, features=len(usable.kept), dropped=",".join(usable.dropped) or "none")
 
-    with stages("sweep") as facts:
-        # The deterministic sample in one fixed layout (see `sweep`): the fits depend on data and seed only.
-        sample = deterministic_sample(prepared, grain.key, cfg.model.sweep_sample_rows, table.rows, seed)
-        sampled = sample is not prepared
-        sample = fixed_layout(sample, grain.key).persist(StorageLevel.MEMORY_AND_DISK)
-        sweep_rows = sample.count()
-        # k-means cannot find more centres than there are distinct points (Spark's block solver then fails
-        # with an index error), and the silhouette needs K < rows.
-        shapes = sample.select(vector_to_array(F.col(FEATURES)).alias("x")).distinct().count()
-        k_max = min(cfg.model.k_max, sweep_rows - 1, shapes)
-        if k_max < cfg.model.k_min or cfg.model.k_final > shapes:
-            raise_too_few(sweep_rows, shapes, cfg)
-        if k_max < cfg.model.k_max:
-            log.warning("model: only %d rows (%d distinct feature vectors) to sweep, so K stops at %d instead of %d", sweep_rows, shapes, k_max, cfg.model.k_max)
-        fitted = sweep(sample, grain.key, cfg.model, seed, k_max)
-        results, models = fitted.results, fitted.models
-        k, reason = choose_k(results, cfg.model)
-        log.info("model: chose %s", reason)
-        facts.update(rows_in=sweep_rows, sampled=sampled, k=k)
+    # The sweep sample is persisted from the sweep to the method comparison, and released on the way out.
+    with contextlib.ExitStack() as held:
+        with stages("sweep") as facts:
+            # The deterministic sample in one fixed layout (see `sweep`): the fits depend on data and seed only.
+            sample = deterministic_sample(prepared, grain.key, cfg.model.sweep_sample_rows, table.rows, seed)
+            sampled = sample is not prepared
+            sample = held.enter_context(persisted(fixed_layout(sample, grain.key), StorageLevel.MEMORY_AND_DISK))
+            sweep_rows = sample.count()
+            # k-means cannot find more centres than there are distinct points (Spark's block solver then fails
+            # with an index error), and the silhouette needs K < rows.
+            shapes = sample.select(vector_to_array(F.col(FEATURES)).alias("x")).distinct().count()
+            k_max = min(cfg.model.k_max, sweep_rows - 1, shapes)
+            if k_max < cfg.model.k_min or cfg.model.k_final > shapes:
+                raise_too_few(sweep_rows, shapes, cfg)
+            if k_max < cfg.model.k_max:
+                log.warning("model: only %d rows (%d distinct feature vectors) to sweep, so K stops at %d instead of %d", sweep_rows, shapes, k_max, cfg.model.k_max)
+            fitted = sweep(sample, grain.key, cfg.model, seed, k_max)
+            results, models = fitted.results, fitted.models
+            k, reason = choose_k(results, cfg.model)
+            log.info("model: chose %s", reason)
+            facts.update(rows_in=sweep_rows, sampled=sampled, k=k)
 
-    with stages("final model") as facts:
-        # The sweep's fit at the chosen K is the model; only a model.k_final outside the sweep is fitted here.
-        kmeans_model = models[k] if k in models else kmeans(cfg.model, k, seed).fit(sample)
-        chosen = next((r for r in results if r.k == k), None)
-        weak = weak_structure(chosen, cfg.model) if chosen else ""
-        if weak:
-            log.warning("model: %s", weak)
-        facts.update(rows_in=sweep_rows, k=k, iterations=kmeans_model.summary.numIter, weak_structure=bool(weak))
+        with stages("final model") as facts:
+            # The sweep's fit at the chosen K is the model; only a model.k_final outside the sweep is fitted here.
+            kmeans_model = models[k] if k in models else kmeans(cfg.model, k, seed).fit(sample)
+            chosen = next((r for r in results if r.k == k), None)
+            weak = weak_structure(chosen, cfg.model) if chosen else ""
+            if weak:
+                log.warning("model: %s", weak)
+            facts.update(rows_in=sweep_rows, k=k, iterations=kmeans_model.summary.numIter, weak_structure=bool(weak))
 
-    comparison = None
-    if cfg.features.grain == "visit":  # the rules segment visits
-        with stages("compare methods") as facts:
-            halves = fitted.half_models.get(k) or tuple(kmeans(cfg.model, k, seed).fit(half(sample, grain.key, seed, h)) for h in (0, 1))
-            stability = chosen.stability if chosen else float("nan")  # a model.k_final outside the sweep: not measured
-            comparison = compare_methods(sample, grain.key, seed, usable.kept, kmeans_model, halves, stability, rule_segment(cfg.rules))
-            for method, figures in comparison.items():
-                log.info(
-                    "model: %s gives %d segments, mean eta² %.3f, split stability %.3f, profile shift %.3f sd",
-                    method, figures["segments"], figures["mean_eta_squared"], figures["split_stability_ari"], figures["profile_shift"],
-                )
-            facts.update(rows_in=sweep_rows)
+        comparison = None
+        if cfg.features.grain == "visit":  # the rules segment visits
+            with stages("compare methods") as facts:
+                halves = fitted.half_models.get(k) or tuple(kmeans(cfg.model, k, seed).fit(half(sample, grain.key, seed, h)) for h in (0, 1))
+                stability = chosen.stability if chosen else float("nan")  # a model.k_final outside the sweep: not measured
+                comparison = compare_methods(sample, grain.key, seed, usable.kept, kmeans_model, halves, stability, rule_segment(cfg.rules))
+                for method, figures in comparison.items():
+                    log.info(
+                        "model: %s gives %d segments, mean eta² %.3f, split stability %.3f, profile shift %.3f sd",
+                        method, figures["segments"], figures["mean_eta_squared"], figures["split_stability_ari"], figures["profile_shift"],
+                    )
+                facts.update(rows_in=sweep_rows)
 
     with stages("assign and profile") as facts:
         # Not persisted: recomputing the distances (a few column expressions on the persisted `prepared`)
@@ -234,7 +232,6 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),  # with rules: the comparison's sweep
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
-        persisted=(sample,),
     )
 
 

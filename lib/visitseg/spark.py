@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Iterator
 
-from pyspark import SparkConf
-from pyspark.sql import SparkSession
+from pyspark import SparkConf, StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 
 from visitseg.config import SparkConfig
 from visitseg.redact import SECRET_KEY
@@ -110,3 +110,14 @@ class StageLog:
         self.records.append({"stage": name, **facts})
         figures = ", ".join(f"{k} {v:,}" if type(v) is int else f"{k} {v}" for k, v in facts.items())
         log.info("stage %s: done, %s", name, figures)
+
+
+@contextlib.contextmanager
+def persisted(df: DataFrame, level: StorageLevel) -> Iterator[DataFrame]:
+    """`df` persisted at `level` for the `with` block, and unpersisted when it ends, by an error too: a
+    failed stage must not leave executors holding its blocks (a long-lived session would keep them)."""
+    cached = df.persist(level)
+    try:
+        yield cached
+    finally:
+        cached.unpersist()

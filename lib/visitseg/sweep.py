@@ -43,6 +43,7 @@ from pyspark.sql import functions as F
 from visitseg.config import ModelConfig
 from visitseg.metrics import SILHOUETTE_DISTANCE, adjusted_rand_index, cluster_stats, contingency_tables, silhouettes
 from visitseg.preprocess import FEATURES
+from visitseg.spark import persisted
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +150,11 @@ def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) ->
         labellings = {(k, ALL): model for k, model in models.items()} | {(k, part): runs[(k, 0, part)][0] for k in ks for part in (0, 1)}
         for (k, part), model in labellings.items():
             labelled = model.transform(labelled).withColumnRenamed(PREDICTION, _label_col(k, part))
-        labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
+        with persisted(labelled, StorageLevel.MEMORY_AND_DISK) as labelled:
             d = len(models[ks[0]].clusterCenters()[0])
             stats = cluster_stats(labelled, FEATURES, d, {k: _label_col(k, ALL) for k in ks})
             agreement = contingency_tables(labelled, {k: (_label_col(k, 0), _label_col(k, 1)) for k in ks})
             silhouette = silhouettes(labelled, FEATURES, stats, {k: _label_col(k, ALL) for k in ks})
-        finally:
-            labelled.unpersist()
     results = []
     for k in models:
         result = KResult(

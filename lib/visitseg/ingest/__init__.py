@@ -14,15 +14,16 @@ ADAPTERS = {"ga360": ga360.read_hits, "ga4": ga4.read_hits, "events": events.rea
 VISIT_READERS = {"ga360": ga360.read_visits}
 
 
-def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
-    """The canonical hit table of `cfg.input`, restricted to the configured date window."""
+def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
+    """The canonical hit table of `cfg.input`, restricted to the configured date window. Rows an adapter
+    ignores (counted, under input.max_invalid_fraction) are reported in `facts`, which the run records."""
     if cfg.input.format not in ADAPTERS:
         raise ConfigError(f"input.format: must be one of {', '.join(ADAPTERS)}, got {cfg.input.format!r}; pass --input-format")
-    return ADAPTERS[cfg.input.format](spark, cfg)
+    return ADAPTERS[cfg.input.format](spark, cfg, {} if facts is None else facts)
 
 
-def read_visits(spark: SparkSession, cfg: Config) -> DataFrame:
+def read_visits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
     """The visit feature table of `cfg.input` (lazy; validate it with `visits.validate_visits`)."""
     if cfg.input.format in VISIT_READERS:
         return VISIT_READERS[cfg.input.format](spark, cfg)
-    return visit_features(read_hits(spark, cfg), cfg.run.run_id)
+    return visit_features(read_hits(spark, cfg, facts), cfg.run.run_id)

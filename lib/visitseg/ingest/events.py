@@ -37,8 +37,9 @@ from visitseg.validate import check_rows, require_columns
 log = logging.getLogger(__name__)
 
 
-def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
-    """Canonical hits from a flat event log; fails on null or unparsable timestamps and visitor ids."""
+def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
+    """Canonical hits from a flat event log; fails on null or unparsable timestamps and visitor ids.
+    Events of no funnel step are kept as plain hits and counted in `facts` (`unmapped_events`)."""
     raw = read_raw(spark, cfg.input)
     events = mapped_events(raw, cfg.events)
     unmapped = ~F.coalesce(F.col("event").isin(*funnel_values(cfg.events).values()), F.lit(False))
@@ -47,7 +48,9 @@ def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
         checks=plausible_values(cfg.events), counted={"unmapped": unmapped},
     )
     if counts["unmapped"]:
-        refuse_unmapped(events.filter(unmapped), counts["unmapped"], counts["rows"], cfg)
+        examples = refuse_unmapped(events.filter(unmapped), counts["unmapped"], counts["rows"], cfg)
+        if facts is not None:
+            facts.update(unmapped_events=counts["unmapped"], unmapped_examples=examples)
     in_window = events.withColumn("hit_ts", F.timestamp_millis("ts_ms")).filter(in_date_window(F.to_date("hit_ts"), cfg.input))
     return hits_from_events(in_window, cfg.events)
 
@@ -69,9 +72,10 @@ def plausible_values(cfg: EventsConfig) -> dict[str, Column]:
     }
 
 
-def refuse_unmapped(unmapped: DataFrame, n: int, rows: int, cfg: Config) -> None:
+def refuse_unmapped(unmapped: DataFrame, n: int, rows: int, cfg: Config) -> str:
     """Events whose value no funnel step maps are kept as plain hits. A few are normal (a log's other
-    event types); above input.max_invalid_fraction they mean the mapping is wrong (case, vocabulary)."""
+    event types); above input.max_invalid_fraction they mean the mapping is wrong (case, vocabulary).
+    Returns the most common of them with their counts, for the run's record."""
     top = unmapped.groupBy("event").count().orderBy(F.desc("count"), "event").limit(5).collect()
     examples = ", ".join(f"{r['event']!r} ({r['count']:,})" for r in top)
     message = (
@@ -82,6 +86,7 @@ def refuse_unmapped(unmapped: DataFrame, n: int, rows: int, cfg: Config) -> None
     if n / rows > cfg.input.max_invalid_fraction:
         raise DataQualityError(f"{message}, or raise input.max_invalid_fraction (now {cfg.input.max_invalid_fraction})")
     log.warning("%s; ignored, as they are under input.max_invalid_fraction = %s", message, cfg.input.max_invalid_fraction)
+    return examples
 
 
 def mapped_events(raw: DataFrame, cfg: EventsConfig) -> DataFrame:

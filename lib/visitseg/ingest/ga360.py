@@ -84,8 +84,8 @@ ACTION_CODES = {"2": PRODUCT_VIEW, "3": ADD_TO_CART, "5": CHECKOUT}
 MICROS = 1_000_000
 
 
-def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
-    """Canonical hits from a GA360 export; fails on duplicate (fullVisitorId, visitId) sessions."""
+def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
+    """Canonical hits from a GA360 export; fails on duplicate (fullVisitorId, visitId) sessions. Every row is a hit: none is ignored, so `facts` gets nothing."""
     sessions = read_sessions(spark, cfg)
     check_unique_keys(sessions, ["visit_key"], "ga360 sessions (fullVisitorId-visitId)")
     return hits_from_sessions(sessions)

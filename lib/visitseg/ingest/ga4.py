@@ -89,8 +89,8 @@ def event_param(name: str, field: str) -> Column:
     return F.get(F.filter("event_params", lambda p: p["key"] == name), 0)["value"][field]
 
 
-def read_hits(spark: SparkSession, cfg: Config) -> DataFrame:
-    """Canonical hits from a GA4 export."""
+def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
+    """Canonical hits from a GA4 export. Every row is a hit: none is ignored, so `facts` gets nothing."""
     raw = read_raw(spark, cfg.input, GA4_JSON_SCHEMA)
     require_columns(raw, REQUIRED, "ga4 input")
     return hits_from_events(raw.filter(in_yyyymmdd_window(F.col("event_date"), cfg.input)))
