@@ -23,6 +23,8 @@ from visitseg.redact import mask_logs
 from visitseg.features import built_features, write_features
 from visitseg.outputs import RunSummary, run_job
 from visitseg.report_page import write_report
+from visitseg.retention import drop_runs
+from visitseg.runlock import run_lock
 from visitseg.spark import StageLog, build_session
 
 log = logging.getLogger("visitseg")
@@ -59,7 +61,10 @@ def make_parser() -> argparse.ArgumentParser:
     _common(vacuum)
     vacuum.add_argument("--retain-hours", type=int, default=delta.SAFE_RETENTION_HOURS, metavar="H", help="default: %(default)s (7 days, as Delta's VACUUM)")
     vacuum.add_argument("--force", action="store_true", help="allow --retain-hours below 168: only when no job reads or writes DIR")
-    vacuum.add_argument("--dry-run", action="store_true", help="count the files, delete nothing")
+    vacuum.add_argument("--dry-run", action="store_true", help="count the files (and runs), delete nothing")
+    vacuum.add_argument("--drop-runs-before", type=_moment, metavar="WHEN",
+                        help="first drop the runs started before WHEN (ISO date or date-time, UTC unless it says) from every table; "
+                             "output.keep_runs = N also drops all but the newest N")
     demo = commands.add_parser("demo", help="generate the bundled sample hits and run the whole job on them")
     _common(demo)
     generate = commands.add_parser("generate", help="write planted sample hits of any size, in parallel on Spark")
@@ -79,6 +84,14 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or date-time: {text!r} (e.g. 2026-11-01 or 2026-11-01T06:00:00+00:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
@@ -108,7 +121,7 @@ def check_output(path: str) -> None:
 def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
     stages = StageLog(spark)
     delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if the writer cannot run
-    with built_features(spark, cfg, stages) as table:
+    with run_lock(cfg.output.path, cfg.run.run_id), built_features(spark, cfg, stages) as table:
         result = write_features(spark, cfg, table, stages)
     print(f"{table.name}: {result.rows:,} rows, run_id {cfg.run.run_id}, Delta version {result.version} at {result.path}")
 
@@ -151,6 +164,9 @@ def command_vacuum(spark: SparkSession, cfg: Config, args: argparse.Namespace) -
     tables = delta.tables_under(out)
     if not tables:
         raise ConfigError(f"vacuum: no Delta table under {out}; give the --output folder of a run")
+    if args.drop_runs_before or cfg.output.keep_runs:
+        dropped = drop_runs(spark, out, args.drop_runs_before, cfg.output.keep_runs, args.dry_run)
+        print(f"runs {'to drop' if args.dry_run else 'dropped'}: {', '.join(dropped) or 'none'}")
     results = [delta.vacuum(spark, f"{out}/{name}", args.retain_hours, args.force, args.dry_run) for name in tables]
     verb = "would remove" if args.dry_run else "removed"
     for r in results:

@@ -156,6 +156,7 @@ class OutputConfig:
     path: str = ""  # usually given as --output
     delta_writer: str = "auto"  # auto | native | deltalake
     redact_keys: tuple[str, ...] = ()  # more key names whose values are masked in logs and outputs (`redact`)
+    keep_runs: int = 0  # `visitseg vacuum` drops all but the newest this many runs from every table; 0 = keep every run
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"events.{name}: must name a column of the event log, got ''")
     _one_of("features.grain", cfg.features.grain, GRAINS)
     _one_of("output.delta_writer", cfg.output.delta_writer, DELTA_WRITERS)
+    if cfg.output.keep_runs < 0:
+        raise ConfigError(f"output.keep_runs: must be >= 0 (0 = keep every run), got {cfg.output.keep_runs}")
     if cfg.spark.shuffle_partitions < 0:
         raise ConfigError(f"spark.shuffle_partitions: must be >= 0 (0 = Spark's default), got {cfg.spark.shuffle_partitions}")
     _validate_model(cfg.model)

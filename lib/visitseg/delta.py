@@ -20,19 +20,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 from deltalake import Schema as DeltaSchema
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -44,6 +45,7 @@ from visitseg.versions import UnsupportedSparkError, delta_package
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 STAGING_DIR = "_visitseg_staging"  # leading underscore: ignored by Spark's file listing and by Delta readers
 SAFE_PARTITION_VALUE = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Reader features the jar-free reader cannot honour: it reads the Parquet files the log lists, as they are.
@@ -141,12 +143,10 @@ def _check_partition(df: DataFrame, partition: Mapping[str, str]) -> None:
 
 def _write_native(df: DataFrame, path: str, partition: Mapping[str, str]) -> WriteResult:
     condition = " AND ".join(f"`{col}` = '{value}'" for col, value in partition.items())
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", condition)
-        .partitionBy(*partition)
-        .save(path)
+    with_retries(
+        lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", condition).partitionBy(*partition).save(path),
+        _native_conflict,
+        path,
     )
     table = DeltaTable(table_uri(path))
     adds = table.get_add_actions(flatten=True).to_pylist()
@@ -189,7 +189,7 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
                     stats=json.dumps({"numRecords": rows}),
                 )
             )
-        version = _commit(uri, schema, adds, partition)
+        version = _commit(uri, schema, adds, partition, attempt)
         committed = True
     finally:
         if not committed:  # no table version lists them: they would be orphans forever
@@ -211,19 +211,65 @@ def _spark_write_parquet(spark: SparkSession, df: DataFrame, target: str) -> Non
         spark.conf.set("spark.sql.parquet.outputTimestampType", previous)
 
 
-def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Mapping[str, str]) -> int:
-    """Commit the added files as one transaction that also removes the partition's previous files."""
-    try:
+def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Mapping[str, str], attempt_id: str) -> int:
+    """Commit the added files as one transaction that also removes the partition's previous files, and
+    return its version (found by the attempt id in its commit info: other writers may have committed since)."""
+    tagged = CommitProperties(custom_metadata={ATTEMPT_KEY: attempt_id})
+
+    def attempt() -> None:
         if not DeltaTable.is_deltatable(uri):
-            create_table_with_add_actions(uri, schema, adds, mode="error", partition_by=list(partition))
+            create_table_with_add_actions(uri, schema, adds, mode="error", partition_by=list(partition), commit_properties=tagged)
         else:
             filters = [(col, "=", value) for col, value in partition.items()]
             DeltaTable(uri).create_write_transaction(
-                adds, mode="overwrite", schema=schema, partition_by=list(partition), partition_filters=filters
+                adds, mode="overwrite", schema=schema, partition_by=list(partition), partition_filters=filters, commit_properties=tagged
             )
+
+    try:
+        with_retries(attempt, _deltalake_conflict, uri)
     except DeltaError as exc:
         raise DeltaTableError(f"{uri}: the Delta commit was refused, the table is unchanged: {exc}") from exc
-    return DeltaTable(uri).version()
+    table = DeltaTable(uri)
+    return next((h["version"] for h in table.history(HISTORY_TO_SEARCH) if h.get(ATTEMPT_KEY) == attempt_id), table.version())
+
+
+ATTEMPT_KEY = "visitseg.attempt"  # in the commit info of every jar-free commit: which attempt wrote it
+HISTORY_TO_SEARCH = 100
+
+
+# Concurrent runs (different run ids) commit to the same tables. deltalake and Spark's Delta resolve
+# commits to disjoint partitions themselves; what they refuse — the table created by another run between
+# our check and our create, or a conflict they do not resolve — is retried from a fresh snapshot, with
+# exponential backoff and jitter so that racing writers spread out.
+COMMIT_ATTEMPTS = 6
+FIRST_BACKOFF_SECONDS = 0.2
+
+
+def with_retries(attempt: Callable[[], _T], is_conflict: Callable[[Exception], bool], what: str) -> _T:
+    for n in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except Exception as exc:
+            if n == COMMIT_ATTEMPTS or not is_conflict(exc):
+                raise
+            delay = FIRST_BACKOFF_SECONDS * 2 ** (n - 1) * (1 + random.random())
+            log.warning("delta: %s: commit attempt %d of %d met a concurrent writer (%s); retrying in %.1fs",
+                        what, n, COMMIT_ATTEMPTS, str(exc).splitlines()[0], delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _deltalake_conflict(exc: Exception) -> bool:
+    return isinstance(exc, CommitFailedError) or (isinstance(exc, DeltaError) and "already exists" in str(exc))
+
+
+# Spark Delta's optimistic-concurrency exceptions (io.delta.exceptions.*), named in the error text.
+NATIVE_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+                    "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException")
+
+
+def _native_conflict(exc: Exception) -> bool:
+    return any(name in str(exc) for name in NATIVE_CONFLICTS)
 
 
 def check_schemas(tables: Mapping[str, T.StructType]) -> None:
@@ -270,6 +316,23 @@ def _nullable(data_type: pa.DataType) -> pa.DataType:
 def _delete_if_exists(fs: pafs.FileSystem, path: str) -> None:
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_dir(path)
+
+
+def delete_partitions(spark: SparkSession, path: str, column: str, values: list[str]) -> int:
+    """Remove the partitions `column IN values` from the table at `path` in one transaction (the data files
+    stay until a vacuum past the retention window, so time travel still reads them). Returns the version."""
+    bad = [v for v in values if not SAFE_PARTITION_VALUE.match(v)]
+    if bad or not values:
+        raise DeltaTableError(f"{path}: partition values {bad or '(none given)'} to delete: use letters, digits, '_', '-' or '.' only")
+    predicate = f"{column} IN ({', '.join(repr(v) for v in values)})"
+    uri = table_uri(path)
+    if session_has_delta(spark):
+        with_retries(lambda: spark.sql(f"DELETE FROM delta.`{uri}` WHERE {predicate}").collect(), _native_conflict, path)
+    else:
+        with_retries(lambda: DeltaTable(uri).delete(predicate), _deltalake_conflict, path)
+    version = DeltaTable(uri).version()
+    log.info("delta: %s version %d: deleted %s", path, version, predicate)
+    return version
 
 
 # Delta's own default and floor (delta.deletedFileRetentionDuration, Spark's retentionDurationCheck): a

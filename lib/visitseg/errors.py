@@ -34,3 +34,7 @@ class DeltaUnavailableError(VisitsegError):
 
 class DeltaTableError(VisitsegError):
     """A Delta table cannot be read or committed as asked (unsupported features, schema mismatch)."""
+
+
+class RunInProgressError(VisitsegError):
+    """Another live process is writing the same run id into the same output: the two would mix their tables."""

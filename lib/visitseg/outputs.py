@@ -21,6 +21,7 @@ from visitseg.features import built_features, write_run_table
 from visitseg.report import RUNS_SCHEMA, run_record, runs_frame, write_json
 from visitseg.report_page import write_report
 from visitseg.segment import GRAINS, Segmentation, segment
+from visitseg.runlock import run_lock
 from visitseg.spark import StageLog
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,12 @@ class RunSummary:
 
 
 def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
-    """The whole job. Validation failures raise before anything is written."""
+    """The whole job. Validation failures raise before anything is written; a live run of the same run id
+    into the same output is refused (`runlock`)."""
     started_at = dt.datetime.now(dt.timezone.utc)
     stages = StageLog(spark)
     writer = delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if it cannot run
-    with built_features(spark, cfg, stages) as table:
+    with run_lock(cfg.output.path, cfg.run.run_id), built_features(spark, cfg, stages) as table:
         seg = segment(spark, cfg, table, stages)
         out = cfg.output.path
         grain = GRAINS[cfg.features.grain]

@@ -1,0 +1,243 @@
+"""Crash and concurrency proof of `visitseg run`, as figures.
+
+    python scripts/chaos.py --trials 20 --concurrent 2 4 --json chaos.json
+
+On one planted GA360 sample (generated once), into one output folder:
+
+1. A complete run `chaos` (its wall time bounds the kill moments, its row counts are the truth).
+2. --trials kill -9 trials: a run started and its whole process group (Python driver and JVM) killed with
+   SIGKILL at a uniform random moment of a full run's wall time. Odd trials rerun `chaos`; even trials
+   start a new run id, which never finishes. After each kill:
+   - every Delta table under the output reads back completely (every file its log lists is read);
+   - no run is half-visible: each run listed in `runs` has its partition in every table, its model and its
+     JSON report;
+   - no duplicate: in every run's feature and label partitions, one row per key.
+3. A final rerun of `chaos`: exactly one copy (its rows equal the first run's, key for key).
+4. `visitseg vacuum --retain-hours 0 --force`, then orphans: files in a table folder that the table's
+   current version does not list, plus leftover staging folders. Must be 0.
+5. For each --concurrent N: N runs with different run ids started at once into the output. All must land
+   (exit 0, listed in `runs`, every table holding their partition); the commit retries they logged are counted.
+6. Two runs with the same run id started at once: one lands, the other exits 2 with RunInProgressError
+   before writing anything, and the run's tables hold one copy.
+
+Prints the figures and exits 1 if any check failed. tests/test_chaos.py runs a small version in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from visitseg import sample_data
+
+RUN_TABLES = ("visit_features", "session_clusters", "cluster_centers", "k_diagnostics", "cluster_mix_daily", "segment_kpis_daily")
+KEYED = {"visit_features": "visit_key", "session_clusters": "visit_key"}
+FAST = ("model.k_min=2", "model.k_max=4", "model.n_init=1", "model.refit_seeds=0")
+
+
+@dataclass
+class Figures:
+    visits: int = 0
+    full_run_seconds: float = 0.0
+    kill_trials: int = 0
+    killed_after_seconds: list[float] = field(default_factory=list)
+    killed_runs_listed: int = 0  # killed new run ids that had got as far as their `runs` row
+    unreadable_tables: int = 0
+    half_visible_runs: int = 0
+    duplicate_keys: int = 0
+    final_copy_exact: bool = False
+    files_removed_by_vacuum: int = 0
+    orphans_after_vacuum: int = 0
+    concurrent: dict[str, dict] = field(default_factory=dict)
+    same_run_id: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def visitseg(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "visitseg"), *args]
+
+
+def start_run(sample: Path, out: Path, run_id: str, log: Path) -> subprocess.Popen:
+    sets = [a for s in (f"run.run_id={run_id}", *FAST) for a in ("--set", s)]
+    command = visitseg("run", "--input-format", "ga360", "--input", str(sample), "--output", str(out), *sets)
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    # A session of its own, so that SIGKILL to the group takes the JVM child with the Python driver.
+    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def finish(process: subprocess.Popen) -> int:
+    return process.wait()
+
+
+def kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def check_output(out: Path, figures: Figures, when: str) -> dict[str, dict[str, int]]:
+    """Read every table back; check runs' completeness and key uniqueness. Returns {table: {run_id: rows}}."""
+    rows: dict[str, dict[str, int]] = {}
+    tables = sorted(p.name for p in out.iterdir() if (p / "_delta_log").is_dir())
+    for name in tables:
+        try:
+            table = DeltaTable(str(out / name)).to_pyarrow_table()
+        except Exception as exc:  # the figure this script exists to measure
+            figures.unreadable_tables += 1
+            figures.problems.append(f"{when}: {name} unreadable: {str(exc).splitlines()[0]}")
+            continue
+        counts = table.group_by("run_id").aggregate([("run_id", "count")]).to_pylist()
+        rows[name] = {r["run_id"]: r["run_id_count"] for r in counts}
+        if name in KEYED:
+            distinct = table.group_by("run_id").aggregate([(KEYED[name], "count_distinct")]).to_pylist()
+            for r in distinct:
+                extra = rows[name][r["run_id"]] - r[f"{KEYED[name]}_count_distinct"]
+                if extra:
+                    figures.duplicate_keys += extra
+                    figures.problems.append(f"{when}: {name} run {r['run_id']}: {extra} duplicate keys")
+    listed = DeltaTable(str(out / "runs")).to_pyarrow_table().column("run_id").to_pylist() if "runs" in rows else []
+    for run_id in listed:
+        missing = [t for t in RUN_TABLES if not rows.get(t, {}).get(run_id)]
+        missing += [p for p in (f"models/{run_id}", f"reports/{run_id}/model_report.json") if not (out / p).exists()]
+        if missing:
+            figures.half_visible_runs += 1
+            figures.problems.append(f"{when}: run {run_id} is listed in runs but lacks {missing}")
+    if len(listed) != len(set(listed)):
+        figures.problems.append(f"{when}: runs lists a run id twice: {sorted(listed)}")
+    return rows
+
+
+def orphans(out: Path) -> list[str]:
+    """Data files no current table version lists, and staging leftovers."""
+    found = []
+    for table_dir in (p for p in out.iterdir() if (p / "_delta_log").is_dir()):
+        listed = {os.path.normpath(unquote(f.removeprefix("file://"))) for f in DeltaTable(str(table_dir)).file_uris()}
+        for path in table_dir.rglob("*"):
+            if path.is_file() and "_delta_log" not in path.parts and os.path.normpath(path) not in listed:
+                found.append(str(path.relative_to(out)))
+    return found
+
+
+def key_set(out: Path, table: str, run_id: str) -> list[str]:
+    data = DeltaTable(str(out / table)).to_pyarrow_table(filters=[("run_id", "=", run_id)])
+    return sorted(pc.cast(data.column(KEYED[table]), "string").to_pylist())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default %(default)s)")
+    parser.add_argument("--concurrent", type=int, nargs="*", default=[2, 4], help="sizes of the concurrent batches (default 2 4)")
+    parser.add_argument("--visits", type=int, default=2000, help="planted visits in the sample (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="of the kill moments (default %(default)s)")
+    parser.add_argument("--workdir", help="keep the sample, output and logs here (default: a temporary folder)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    figures = Figures()
+    with tempfile.TemporaryDirectory(prefix="visitseg-chaos-") as tmp:
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        sample, out, logs = work / "sample", work / "out", work / "logs"
+        logs.mkdir(exist_ok=True)
+        hits = int(args.visits * sample_data.MEAN_HITS_PER_VISIT)
+        subprocess.run(visitseg("generate", "--format", "ga360", "--hits", str(hits), "--days", "7",
+                                "--file-format", "json", "--output", str(sample)), check=True, capture_output=True)
+
+        started = time.perf_counter()
+        if finish(start_run(sample, out, "chaos", logs / "first.log")) != 0:
+            print(f"the first run failed: see {logs / 'first.log'}", file=sys.stderr)
+            return 1
+        figures.full_run_seconds = round(time.perf_counter() - started, 1)
+        first = check_output(out, figures, "first run")
+        figures.visits = first["visit_features"]["chaos"]
+        truth = {t: key_set(out, t, "chaos") for t in KEYED}
+        print(f"first run: {figures.visits:,} visits in {figures.full_run_seconds} s", file=sys.stderr)
+
+        for trial in range(1, args.trials + 1):
+            run_id = "chaos" if trial % 2 else f"killed{trial}"
+            moment = rng.uniform(0.5, figures.full_run_seconds)
+            process = start_run(sample, out, run_id, logs / f"trial{trial}.log")
+            time.sleep(moment)
+            finished = process.poll() is not None
+            kill(process)
+            figures.kill_trials += 1
+            figures.killed_after_seconds.append(round(moment, 1))
+            rows = check_output(out, figures, f"trial {trial} ({run_id}, killed after {moment:.1f} s)")
+            if run_id != "chaos" and run_id in rows.get("runs", {}):
+                figures.killed_runs_listed += 1
+            print(f"trial {trial:>2}: {run_id:<9} killed after {moment:5.1f} s{' (had finished)' if finished else ''}; "
+                  f"{len(rows)} tables read back, problems so far {len(figures.problems)}", file=sys.stderr)
+
+        if finish(start_run(sample, out, "chaos", logs / "final.log")) != 0:
+            figures.problems.append(f"the final rerun failed: see {logs / 'final.log'}")
+        else:
+            check_output(out, figures, "final rerun")
+            figures.final_copy_exact = all(key_set(out, t, "chaos") == keys for t, keys in truth.items())
+            if not figures.final_copy_exact:
+                figures.problems.append("the final rerun's keys differ from the first run's")
+
+        vacuum = subprocess.run(visitseg("vacuum", "--output", str(out), "--retain-hours", "0", "--force"), capture_output=True, text=True)
+        if vacuum.returncode != 0:
+            figures.problems.append(f"vacuum failed: {vacuum.stderr.strip().splitlines()[-1:]}")
+        figures.files_removed_by_vacuum = sum(int(line.split("removed ")[1].split()[0].replace(",", "")) for line in vacuum.stdout.splitlines() if line.startswith("vacuum:"))
+        left = orphans(out)
+        figures.orphans_after_vacuum = len(left)
+        if left:
+            figures.problems.append(f"orphans after vacuum: {left[:5]}")
+
+        for n in args.concurrent:
+            run_ids = [f"c{n}x{j}" for j in range(n)]
+            started = time.perf_counter()
+            processes = [start_run(sample, out, r, logs / f"{r}.log") for r in run_ids]
+            codes = [finish(p) for p in processes]
+            rows = check_output(out, figures, f"{n} concurrent runs")
+            landed = [r for r in run_ids if r in rows.get("runs", {}) and all(rows.get(t, {}).get(r) for t in RUN_TABLES)]
+            retries = sum((logs / f"{r}.log").read_text().count("met a concurrent writer") for r in run_ids)
+            figures.concurrent[str(n)] = {"exit_codes": codes, "landed": len(landed), "commit_retries": retries,
+                                          "seconds": round(time.perf_counter() - started, 1)}
+            if len(landed) != n or any(codes):
+                figures.problems.append(f"{n} concurrent runs: {len(landed)} landed, exit codes {codes}")
+
+        processes = [start_run(sample, out, "same", logs / f"same{j}.log") for j in range(2)]
+        codes = [finish(p) for p in processes]
+        refused = [j for j in range(2) if "RunInProgressError" in (logs / f"same{j}.log").read_text()]
+        rows = check_output(out, figures, "same run id")
+        one_copy = rows.get("visit_features", {}).get("same") == figures.visits and key_set(out, "session_clusters", "same") == truth["session_clusters"]
+        figures.same_run_id = {"exit_codes": sorted(codes), "refused_with_RunInProgressError": len(refused), "one_copy": one_copy}
+        if sorted(codes) != [0, 2] or len(refused) != 1 or not one_copy:
+            figures.problems.append(f"same run id: exit codes {codes}, refused {refused}, one copy {one_copy}")
+
+    report = asdict(figures)
+    print(f"visits {figures.visits:,}; full run {figures.full_run_seconds} s")
+    print(f"kill -9 trials {figures.kill_trials} (at {min(figures.killed_after_seconds, default=0)}–{max(figures.killed_after_seconds, default=0)} s): "
+          f"unreadable tables {figures.unreadable_tables}, half-visible runs {figures.half_visible_runs}, duplicate keys {figures.duplicate_keys}, "
+          f"killed new runs that had landed {figures.killed_runs_listed}")
+    print(f"final rerun: one exact copy {figures.final_copy_exact}; vacuum removed {figures.files_removed_by_vacuum} files; orphans after vacuum {figures.orphans_after_vacuum}")
+    for n, c in figures.concurrent.items():
+        print(f"{n} concurrent runs: {c['landed']} of {n} landed, exit codes {c['exit_codes']}, commit retries {c['commit_retries']}, {c['seconds']} s")
+    print(f"same run id twice at once: exit codes {figures.same_run_id.get('exit_codes')}, refused {figures.same_run_id.get('refused_with_RunInProgressError')}, one copy {figures.same_run_id.get('one_copy')}")
+    print(f"problems: {len(figures.problems)}")
+    for problem in figures.problems:
+        print(f"  {problem}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 1 if figures.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
