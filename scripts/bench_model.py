@@ -24,7 +24,7 @@ from visitseg import sample_data
 from visitseg.config import SparkConfig, load_config, with_values
 from visitseg.features import FeatureTable
 from visitseg.ingest import read_visits
-from visitseg.segment import segment
+from visitseg.fit import fit_segments
 from visitseg.spark import StageLog, build_session, persisted
 
 
@@ -51,7 +51,7 @@ def main() -> None:
                 timings = []
                 for _ in range(args.runs):
                     stages = StageLog(spark)
-                    seg = segment(spark, cfg, table, stages)
+                    seg = fit_segments(spark, cfg, table, stages)
                     seg.labels.write.format("noop").mode("overwrite").save()  # the assignment is lazy: force it
                     by_stage = {r["stage"]: r["seconds"] for r in stages.records}
                     timings.append({"sweep": by_stage["sweep"], "final_fit": by_stage["final model"] + by_stage.get("compare methods", 0.0) + by_stage["assign and profile"], "k": seg.k})

@@ -21,8 +21,8 @@ from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import SparkConfig, load_config, with_values
-from visitseg.outputs import run_job
-from visitseg.segment import GRAINS
+from visitseg.pipeline import run_job
+from visitseg.grains import GRAINS
 from visitseg.spark import build_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def main() -> None:
         chosen = next(r for r in seg.results if r.k == seg.k)
         unit = "visits" if cfg.features.grain == "visit" else "users"
         buyers, concentration = buyer_concentration(spark, out, name, cfg.features.grain)
-        print(f"\n## {name}: {summary.record['n_rows']:,} {unit}, {buyers:,} with a purchase")
+        print(f"\n## {name}: {summary.record.n_rows:,} {unit}, {buyers:,} with a purchase")
         print(f"K = {seg.k}, stability {chosen.stability:.3f}, silhouette {chosen.silhouette:.3f}; "
               f"purchasing {unit} in segments converting >= {BUYER_LIFT:g}x overall: {concentration:.1%}")
         print(f"why: {seg.reason}")

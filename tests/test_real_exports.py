@@ -19,7 +19,7 @@ from support import make_config
 
 from visitseg import delta
 from visitseg.ingest import read_hits, read_visits
-from visitseg.outputs import run_job
+from visitseg.pipeline import run_job
 from visitseg.visits import visit_features
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"

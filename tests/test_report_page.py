@@ -8,7 +8,8 @@ import re
 
 from chispa import assert_df_equality
 
-from visitseg.daily import DAILY_KPIS, DAY, MIX_DAILY_SCHEMA, STANDARDIZED, cluster_profiles, daily_rows, kpis_frame, mix_frame
+from visitseg.daily import DAY, STANDARDIZED, cluster_profiles, daily_rows
+from visitseg.tables import DAILY_KPIS, MIX_DAILY_SCHEMA, kpis_frame, mix_frame
 from visitseg.report_page import ReportData, render
 from visitseg.scoring import RAW_CLUSTER
 

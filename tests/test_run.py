@@ -13,9 +13,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from visitseg import delta, sample_data
 from visitseg.cli import main
-from visitseg.report import RUNS_SCHEMA
 from visitseg.schemas import VISIT_FEATURES_SCHEMA
-from visitseg.segment import DIAGNOSTICS_SCHEMA
+from visitseg.tables import DIAGNOSTICS_SCHEMA, RUNS_SCHEMA
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 from report_browser import browser_paths, inspect  # noqa: E402 (the project's own browser check)

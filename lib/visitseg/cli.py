@@ -1,4 +1,4 @@
-"""Command line: `visitseg features | run | report | vacuum | demo | generate` (entry point of the console script and of jobs/*.py).
+"""Command line: `visitseg features | run | score | report | vacuum | demo | generate` (entry point of the console script and of jobs/*.py).
 
 `main` parses arguments, loads the configuration, builds the session and calls one command function;
 the command functions take `(spark, cfg, args)` so tests can inject both. Errors a user can cause
@@ -20,12 +20,13 @@ from visitseg import __version__, delta, sample_data
 from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
 from visitseg.errors import ConfigError, VisitsegError
 from visitseg.redact import mask_logs
-from visitseg.features import built_features, write_features
-from visitseg.outputs import RunSummary, run_job
+from visitseg.features import built_features
+from visitseg.pipeline import RunSummary, ScoreSummary, run_job, score_job
 from visitseg.report_page import write_report
 from visitseg.retention import drop_runs
 from visitseg.runlock import run_lock
 from visitseg.spark import StageLog, build_session
+from visitseg.tables import write_run_table
 
 log = logging.getLogger("visitseg")
 
@@ -54,6 +55,10 @@ def make_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the whole job: features, K sweep, final model and every output table")
     _input(run)
     _common(run)
+    score = commands.add_parser("score", help="score visits with a saved model into DIR/session_scores (no refit)")
+    score.add_argument("--model", required=True, metavar="DIR|latest", help="DIR/models/<run_id> of a training run, or `latest`: the newest run's model in --output")
+    _input(score)
+    _common(score)
     report = commands.add_parser("report", help="draw the report page DIR/reports/<run_id>/report.html of a run from its Delta tables")
     report.add_argument("--run-id", default=None, metavar="ID", help="default: the newest run in DIR/runs")
     _common(report)
@@ -122,7 +127,7 @@ def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace)
     stages = StageLog(spark)
     delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if the writer cannot run
     with run_lock(cfg.output.path, cfg.run.run_id), built_features(spark, cfg, stages) as table:
-        result = write_features(spark, cfg, table, stages)
+        result = write_run_table(spark, cfg, stages, table.name, table.df)
     print(f"{table.name}: {result.rows:,} rows, run_id {cfg.run.run_id}, Delta version {result.version} at {result.path}")
 
 
@@ -136,7 +141,7 @@ def describe_run(summary: RunSummary) -> str:
     record, seg = summary.record, summary.segmentation
     count_col = next(c for c in ("n_visits", "n_users") if c in seg.centres[0])
     lines = [
-        f"run {record['run_id']}: {record['n_rows']:,} rows, K = {seg.k}",
+        f"run {record.run_id}: {record.n_rows:,} rows, K = {seg.k}",
         f"  why: {seg.reason}",
         *([f"  WARNING: {seg.weak_structure}"] if seg.weak_structure else []),
         "  segments:",
@@ -149,10 +154,22 @@ def describe_run(summary: RunSummary) -> str:
         )
     lines.append("  tables (Delta):")
     lines += [f"    {name:<18} {path}" for name, path in summary.tables.items()]
-    lines.append(f"  model:  {record['model_path']}")
+    lines.append(f"  model:  {record.model_path}")
     lines.append(f"  report: {summary.page_path}")
     lines.append(f"          {summary.report_path}")
     return "\n".join(lines)
+
+
+def command_score(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
+    print(describe_score(score_job(spark, cfg, args.model)))
+
+
+def describe_score(summary: ScoreSummary) -> str:
+    days = f"{summary.days[0]} to {summary.days[-1]}" if len(summary.days) > 1 else summary.days[0]
+    return (
+        f"score {summary.score_run_id}: {summary.visits:,} visits of {len(summary.days)} days ({days}) scored with the model of run "
+        f"{summary.model_run_id}\n  session_scores: Delta version {summary.result.version}, {summary.result.rows:,} rows at {summary.result.path}"
+    )
 
 
 def command_report(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
@@ -194,6 +211,7 @@ def command_generate(spark: SparkSession, cfg: Config, args: argparse.Namespace)
 COMMANDS: dict[str, Callable[[SparkSession, Config, argparse.Namespace], None]] = {
     "features": command_features,
     "run": command_run,
+    "score": command_score,
     "report": command_report,
     "vacuum": command_vacuum,
     "demo": command_demo,

@@ -116,6 +116,8 @@ class ModelConfig:
     k_min: int = 4  # fewer segments cannot tell bouncers, browsers, shoppers and buyers apart
     k_max: int = 10
     k_final: int = 0  # 0 = choose automatically
+    previous_run: str = ""  # run whose segment ids a retrain keeps (lineage); "" = the newest other k-means run in the output
+    lineage_max_shift: float = 1.0  # a new cluster farther than this from its matched previous centre (standardised units) gets a new id
     max_iter: int = 40
     tol: float = 1e-4
     init_steps: int = 2
@@ -379,6 +381,7 @@ def _validate_model(m: ModelConfig) -> None:
     for name in ("max_iter", "init_steps", "n_init", "sweep_sample_rows", "sweep_parallelism"):
         _positive(f"model.{name}", getattr(m, name))
     _positive("model.tol", m.tol)
+    _positive("model.lineage_max_shift", m.lineage_max_shift)
     if m.refit_seeds < 0:
         raise ConfigError(f"model.refit_seeds: must be >= 0 (0 = never refit), got {m.refit_seeds}")
     if not 0 <= m.min_cluster_share < 0.5:

@@ -12,40 +12,15 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping
 
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from visitseg.preprocess import FEATURES
 from visitseg.scoring import RAW_CLUSTER
+from visitseg.tables import DAILY_KPIS
 
 DAY = "day"
 STANDARDIZED = "mean_standardized"
-# The per-row KPIs of `segment_kpis_daily`: the grain's profile expressions of these names.
-DAILY_KPIS = ("conversion_rate", "revenue_per_visit", "bounce_rate")
-
-MIX_DAILY_SCHEMA = T.StructType(
-    [
-        T.StructField("visit_date", T.DateType()),
-        T.StructField("cluster_id", T.IntegerType()),
-        T.StructField("segment", T.StringType()),
-        T.StructField("n_visits", T.LongType()),
-        T.StructField("pct", T.DoubleType()),  # share of that day's visits
-        T.StructField("run_id", T.StringType()),
-    ]
-)
-KPIS_DAILY_SCHEMA = T.StructType(
-    [
-        T.StructField("visit_date", T.DateType()),
-        T.StructField("cluster_id", T.IntegerType()),
-        T.StructField("segment", T.StringType()),
-        T.StructField("n_visits", T.LongType()),
-        T.StructField("share", T.DoubleType()),  # of that day's visits
-        *[T.StructField(name, T.DoubleType()) for name in DAILY_KPIS],
-        T.StructField("run_id", T.StringType()),
-    ]
-)
-
 
 def sums_by_cluster_and_day(assigned: DataFrame, date_col: str, measures: Mapping[str, str], n_features: int) -> list[dict[str, Any]]:
     """One row per (raw cluster, day): n, the sum and non-null count of each measure (name → SQL
@@ -92,15 +67,6 @@ def daily_rows(rows: Iterable[Mapping[str, Any]], cluster_ids: Mapping[int, int]
         kpis = [_ratio(r[f"sum:{name}"] or 0.0, r[f"count:{name}"]) for name in DAILY_KPIS]
         out.append((r[DAY], cluster_id, names[cluster_id], r["n"], r["n"] / per_day[r[DAY]], *kpis, run_id))
     return sorted(out, key=lambda t: (t[0] is None, t[0] or 0, t[1]))
-
-
-def kpis_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
-    return spark.createDataFrame(rows, KPIS_DAILY_SCHEMA)
-
-
-def mix_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
-    """`cluster_mix_daily`: the KPI rows' counts and shares only (the table's columns since its first run)."""
-    return spark.createDataFrame([(*r[:5], r[-1]) for r in rows], MIX_DAILY_SCHEMA)
 
 
 def _ratio(total: float, count: int) -> float | None:

@@ -25,8 +25,8 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
-from urllib.parse import quote
+from typing import Callable, Mapping, Sequence, TypeVar
+from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -86,12 +86,16 @@ def choose_writer(spark: SparkSession, requested: str) -> str:
     return requested
 
 
-def replace_partition(
-    spark: SparkSession, df: DataFrame, path: str, partition: Mapping[str, str], writer: str = "auto"
-) -> WriteResult:
-    """Write `df` as the given partition of the Delta table at `path`, replacing what the partition held.
+# A partition column maps to one value (every row holds it: `{"run_id": "r1"}`) or to the values the
+# write replaces (`{"visit_date": ["2026-11-01", "2026-11-02"]}`: the rows hold some of them; the data
+# of the others is removed too).
+Partition = Mapping[str, "str | Sequence[str]"]
 
-    `df` must contain the partition columns (holding exactly these values); the table is created on first use.
+
+def replace_partition(spark: SparkSession, df: DataFrame, path: str, partition: Partition, writer: str = "auto") -> WriteResult:
+    """Write `df` as the given partition(s) of the Delta table at `path`, replacing what they held.
+
+    `df` must contain the partition columns (holding only the given values); the table is created on first use.
     """
     _check_partition(df, partition)
     chosen = choose_writer(spark, writer)
@@ -129,20 +133,36 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
     return spark.read.schema(schema).option("basePath", table_uri(path)).parquet(*files).select(*schema.names)
 
 
-def _check_partition(df: DataFrame, partition: Mapping[str, str]) -> None:
+def _fixed(partition: Partition) -> dict[str, str]:
+    return {c: v for c, v in partition.items() if isinstance(v, str)}
+
+
+def _spread(partition: Partition) -> dict[str, list[str]]:
+    return {c: list(v) for c, v in partition.items() if not isinstance(v, str)}
+
+
+def _check_partition(df: DataFrame, partition: Partition) -> None:
     missing = [c for c in partition if c not in df.columns]
     if missing or not partition:
         raise DeltaTableError(f"partition columns {missing or '(none given)'} are not columns of the data {df.columns}")
-    not_strings = [f.name for f in df.schema.fields if f.name in partition and f.dataType.typeName() != "string"]
-    if not_strings:
-        raise DeltaTableError(f"partition columns {not_strings} must be strings")
-    bad = {c: v for c, v in partition.items() if not SAFE_PARTITION_VALUE.match(v)}
-    if bad:  # the values go into replaceWhere and folder names, so only plain characters are allowed
-        raise DeltaTableError(f"partition values {bad}: use letters, digits, '_', '-' or '.' only")
+    types = {f.name: f.dataType.typeName() for f in df.schema.fields}
+    wrong = [c for c in partition if types[c] not in ("string", "date") or (c in _fixed(partition) and types[c] != "string")]
+    if wrong:
+        raise DeltaTableError(f"partition columns {wrong} must be strings (or dates, for a list of values)")
+    values = [*_fixed(partition).values(), *(v for vs in _spread(partition).values() for v in vs)]
+    bad = [v for v in values if not SAFE_PARTITION_VALUE.match(v)]
+    if bad or any(not vs for vs in _spread(partition).values()):  # the values go into replaceWhere and folder names
+        raise DeltaTableError(f"partition values {bad or '(an empty list)'}: use letters, digits, '_', '-' or '.' only")
 
 
-def _write_native(df: DataFrame, path: str, partition: Mapping[str, str]) -> WriteResult:
-    condition = " AND ".join(f"`{col}` = '{value}'" for col, value in partition.items())
+def _condition(partition: Partition) -> str:
+    fixed = [f"`{col}` = '{value}'" for col, value in _fixed(partition).items()]
+    spread = [f"`{col}` IN ({', '.join(repr(v) for v in values)})" for col, values in _spread(partition).items()]
+    return " AND ".join(fixed + spread)
+
+
+def _write_native(df: DataFrame, path: str, partition: Partition) -> WriteResult:
+    condition = _condition(partition)
     with_retries(
         lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", condition).partitionBy(*partition).save(path),
         _native_conflict,
@@ -150,24 +170,28 @@ def _write_native(df: DataFrame, path: str, partition: Mapping[str, str]) -> Wri
     )
     table = DeltaTable(table_uri(path))
     adds = table.get_add_actions(flatten=True).to_pylist()
-    mine = [a for a in adds if all(a.get(f"partition.{c}") == v for c, v in partition.items())]
+    values = {c: [v] if isinstance(v, str) else [str(x) for x in v] for c, v in partition.items()}
+    mine = [a for a in adds if all(str(a.get(f"partition.{c}")) in vs for c, vs in values.items())]
     return WriteResult(path, "native", table.version(), len(mine), int(sum(a.get("num_records") or 0 for a in mine)))
 
 
-def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partition: Mapping[str, str]) -> WriteResult:
+def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partition: Partition) -> WriteResult:
     uri = table_uri(path)
     fs, root = pafs.FileSystem.from_uri(uri)
     schema = _delta_schema(df.schema)
     _check_same_schema(uri, schema)
     attempt = uuid.uuid4().hex
     staging = f"{root}/{STAGING_DIR}/{attempt}"
-    partition_dir = "/".join(f"{col}={quote(value, safe='')}" for col, value in partition.items())
+    fixed, spread = _fixed(partition), list(_spread(partition))
+    fixed_dir = "/".join(f"{col}={quote(value, safe='')}" for col, value in fixed.items())
     moved: list[str] = []  # data files already in the table's folder: removed again unless committed
     committed = False
     try:
-        _spark_write_parquet(spark, df.drop(*partition), f"{uri}/{STAGING_DIR}/{attempt}")
+        # The fixed columns are one value each: dropped here, put back as partition values. Spark writes
+        # the spread columns as `col=value` folders, which become the files' partition values.
+        _spark_write_parquet(spark, df.drop(*fixed), f"{uri}/{STAGING_DIR}/{attempt}", spread)
         written = sorted(
-            (info for info in fs.get_file_info(pafs.FileSelector(staging)) if info.path.endswith(".parquet")),
+            (info for info in fs.get_file_info(pafs.FileSelector(staging, recursive=True)) if info.path.endswith(".parquet")),
             key=lambda info: info.path,
         )
         adds = []
@@ -175,6 +199,9 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
             rows = pq.read_metadata(info.path, filesystem=fs).num_rows
             if rows == 0:
                 continue  # Spark writes an empty file for an empty partition; the log need not list it
+            folders = os.path.relpath(os.path.dirname(info.path), staging).split("/") if spread else []
+            values = {**fixed, **dict(unquote(f).split("=", 1) for f in folders)}
+            partition_dir = "/".join([fixed_dir, *folders]).strip("/")
             relative = f"{partition_dir}/{attempt}-{os.path.basename(info.path)}"
             fs.create_dir(f"{root}/{partition_dir}")
             fs.move(info.path, f"{root}/{relative}")
@@ -183,7 +210,7 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
                 AddAction(
                     path=relative,
                     size=info.size,
-                    partition_values=dict(partition),
+                    partition_values=values,
                     modification_time=int(time.time() * 1000),
                     data_change=True,
                     stats=json.dumps({"numRecords": rows}),
@@ -201,17 +228,17 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
     return WriteResult(path, "deltalake", version, len(adds), sum(json.loads(a.stats)["numRecords"] for a in adds))
 
 
-def _spark_write_parquet(spark: SparkSession, df: DataFrame, target: str) -> None:
+def _spark_write_parquet(spark: SparkSession, df: DataFrame, target: str, partition_by: list[str]) -> None:
     # Delta stores timestamps as INT64 microseconds; Spark's Parquet default (INT96) is not valid Delta.
     previous = spark.conf.get("spark.sql.parquet.outputTimestampType")
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     try:
-        df.write.mode("errorifexists").option("compression", "snappy").parquet(target)
+        df.write.mode("errorifexists").option("compression", "snappy").partitionBy(*partition_by).parquet(target)
     finally:
         spark.conf.set("spark.sql.parquet.outputTimestampType", previous)
 
 
-def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Mapping[str, str], attempt_id: str) -> int:
+def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Partition, attempt_id: str) -> int:
     """Commit the added files as one transaction that also removes the partition's previous files, and
     return its version (found by the attempt id in its commit info: other writers may have committed since)."""
     tagged = CommitProperties(custom_metadata={ATTEMPT_KEY: attempt_id})
@@ -220,7 +247,8 @@ def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Map
         if not DeltaTable.is_deltatable(uri):
             create_table_with_add_actions(uri, schema, adds, mode="error", partition_by=list(partition), commit_properties=tagged)
         else:
-            filters = [(col, "=", value) for col, value in partition.items()]
+            filters = [(col, "=", value) for col, value in _fixed(partition).items()]
+            filters += [(col, "in", values) for col, values in _spread(partition).items()]
             DeltaTable(uri).create_write_transaction(
                 adds, mode="overwrite", schema=schema, partition_by=list(partition), partition_filters=filters, commit_properties=tagged
             )

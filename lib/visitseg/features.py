@@ -14,11 +14,9 @@ from typing import Iterator
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from visitseg import delta
 from visitseg.config import Config
 from visitseg.ingest import read_visits
 from visitseg.ingest.files import input_errors
-from visitseg.schemas import RUN_ID
 from visitseg.spark import StageLog, persisted
 from visitseg.users import user_features
 from visitseg.validate import check_rows, check_unique_keys
@@ -58,15 +56,3 @@ def built_features(spark: SparkSession, cfg: Config, stages: StageLog) -> Iterat
                 check_unique_keys(users, ["user_key"], "user features")
             visits.unpersist()  # early: the users are materialised, the visits' blocks are no longer read
             yield FeatureTable("user_features", users, facts["rows_out"])
-
-
-def write_features(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> delta.WriteResult:
-    return write_run_table(spark, cfg, stages, table.name, table.df)
-
-
-def write_run_table(spark: SparkSession, cfg: Config, stages: StageLog, name: str, df: DataFrame) -> delta.WriteResult:
-    """Replace this run's partition of the Delta table `output.path/name`."""
-    with stages(f"write {name}") as facts:
-        result = delta.replace_partition(spark, df, f"{cfg.output.path}/{name}", {RUN_ID: cfg.run.run_id}, cfg.output.delta_writer)
-        facts.update(rows_out=result.rows, version=result.version)
-    return result

@@ -28,7 +28,7 @@ from visitseg.errors import ConfigError
 from visitseg.naming import LABELS
 from visitseg.report import write_text
 from visitseg.schemas import RUN_ID
-from visitseg.segment import GRAINS
+from visitseg.grains import GRAINS
 
 log = logging.getLogger(__name__)
 

@@ -1,35 +1,121 @@
-"""Assigning rows to centres with distance and margin — what Spark ML's KMeansModel does not return.
+"""Assigning rows to fitted centres: used by `visitseg run` (its labels) and `visitseg score` (new visits).
 
 For each row: the nearest centre, the Euclidean distance to it (standardised units) and the margin to the
-second-nearest centre (small margin = a borderline row). Built-in column functions only: no Python UDF.
-Ties go to the lower centre index, as in KMeansModel.predict. (Sorting an array of (distance, index)
-structs per row was 6x slower than sorting plain doubles and picking the index separately.)
+second-nearest centre (small margin = a borderline row), what Spark ML's KMeansModel does not return.
+Built-in column functions only: no Python UDF. Ties go to the lower centre index, as in
+KMeansModel.predict. (Sorting an array of (distance, index) structs per row was 6x slower than sorting
+plain doubles and picking the index separately, so only scoring, which returns that array, pays for it.)
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
 import numpy as np
+import pyarrow.fs as pafs
+from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from visitseg import __version__
+from visitseg.config import Config, with_values
+from visitseg.delta import table_uri
+from visitseg.errors import ConfigError
 from visitseg.metrics import squared_distance
 from visitseg.preprocess import FEATURES
+from visitseg.report import write_json
 
 RAW_CLUSTER = "raw_cluster"
+NEAREST_CENTROIDS = "nearest_centroids"
 
 
-def with_nearest_centre(df: DataFrame, centres: np.ndarray) -> DataFrame:
-    """Adds raw_cluster (index into `centres`), distance_to_centroid and margin; needs the `features` vector."""
+def with_nearest_centre(df: DataFrame, centres: np.ndarray, cluster_ids: Sequence[int] | None = None) -> DataFrame:
+    """Adds raw_cluster (index into `centres`), distance_to_centroid and margin; needs the `features` vector.
+    With `cluster_ids` (the id of each centre) also `nearest_centroids`: every (cluster_id, distance), nearest first."""
     names = [f"_d{i}" for i in range(len(centres))]
     distances = [F.expr(f"sqrt({squared_distance('_x', centre)})").alias(name) for name, centre in zip(names, centres)]
     nearest = F.least(*[F.col(n) for n in names])
     second = F.array_sort(F.array(*[F.col(n) for n in names]))[1]
-    return (
+    assigned = (
         df.withColumn("_x", vector_to_array(F.col(FEATURES)))
         .select("*", *distances)
         .withColumn(RAW_CLUSTER, F.coalesce(*[F.when(F.col(n) == nearest, F.lit(i)) for i, n in enumerate(names)]))
         .withColumn("distance_to_centroid", nearest)
         .withColumn("margin", second - nearest)
-        .drop("_x", *names)
+    )
+    if cluster_ids is not None:
+        pairs = [F.struct(F.col(n).alias("distance"), F.lit(cid).alias("cluster_id")) for n, cid in zip(names, cluster_ids)]
+        ordered = F.transform(F.array_sort(F.array(*pairs)), lambda p: F.struct(p["cluster_id"].alias("cluster_id"), p["distance"].alias("distance")))
+        assigned = assigned.withColumn(NEAREST_CENTROIDS, ordered)
+    return assigned.drop("_x", *names)
+
+
+def with_segments(assigned: DataFrame, segments: Mapping[int, tuple[int, str]]) -> DataFrame:
+    """Adds cluster_id and segment from raw_cluster (raw index → (cluster_id, segment name))."""
+    raw_to_id = F.create_map(*[v for raw, (cid, _) in segments.items() for v in (F.lit(raw), F.lit(cid))])
+    id_to_name = F.create_map(*[v for cid, name in segments.values() for v in (F.lit(cid), F.lit(name))])
+    return assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)]).withColumn("segment", id_to_name[F.col("cluster_id")])
+
+
+# --- the saved model: what `visitseg score` needs from the training run, in DIR/models/<run_id>/ ---
+
+MODEL_FACTS = "visitseg_model.json"  # beside Spark ML's own metadata/ and stages/ folders
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    run_id: str
+    grain: str
+    method: str
+    segments: dict[int, tuple[int, str]]  # raw k-means index → (cluster_id, segment name)
+    config: dict[str, Any]  # the training run's configuration, redacted
+    pipeline: PipelineModel  # preprocessing stages, then the KMeansModel
+
+    def scoring_config(self, cfg: Config) -> Config:
+        """The training run's feature and model settings, with this invocation's input window, output,
+        run id and Spark settings: visits are built exactly as the model saw them in training."""
+        return with_values(cfg, **{section: self.config[section] for section in TRAINING_SECTIONS})
+
+
+TRAINING_SECTIONS = ("events", "features", "model", "rules", "naming")
+
+
+def save_model(path: str, model: SavedModel) -> None:
+    model.pipeline.write().overwrite().save(path)
+    facts = {"run_id": model.run_id, "grain": model.grain, "method": model.method, "config": model.config,
+             "segments": [{"raw_cluster": raw, "cluster_id": cid, "segment": name} for raw, (cid, name) in sorted(model.segments.items())]}
+    write_json(f"{path}/{MODEL_FACTS}", facts)
+
+
+def load_model(path: str) -> SavedModel:
+    fs, root = pafs.FileSystem.from_uri(table_uri(path))
+    try:
+        with fs.open_input_stream(f"{root}/{MODEL_FACTS}") as f:
+            facts = json.loads(f.read())
+    except (FileNotFoundError, OSError):
+        raise ConfigError(
+            f"--model {path}: no {MODEL_FACTS} there; give DIR/models/<run_id> of a run written by visitseg {__version__} "
+            f"or later (or `latest`), or rerun that training"
+        ) from None
+    if facts["method"] != "kmeans" or facts["grain"] != "visit":
+        raise ConfigError(
+            f"--model {path}: a {facts['method']} model at {facts['grain']} grain; `visitseg score` scores visits with "
+            f"k-means models (rule segments need no model: `visitseg run --set model.method=rules`)"
+        )
+    segments = {s["raw_cluster"]: (s["cluster_id"], s["segment"]) for s in facts["segments"]}
+    return SavedModel(facts["run_id"], facts["grain"], facts["method"], segments, facts["config"], PipelineModel.load(path))
+
+
+def score_visits(features: DataFrame, model: SavedModel, score_run_id: str) -> DataFrame:
+    """`session_scores` rows of the visit feature rows: the saved preprocessing, then the nearest centre."""
+    preprocessing = PipelineModel(stages=model.pipeline.stages[:-1])
+    centres = np.array(model.pipeline.stages[-1].clusterCenters())
+    ids = [model.segments[raw][0] for raw in range(len(centres))]
+    assigned = with_segments(with_nearest_centre(preprocessing.transform(features), centres, ids), model.segments)
+    return assigned.select(
+        "visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", NEAREST_CENTROIDS,
+        F.lit(model.run_id).alias("model_run_id"), F.lit(score_run_id).alias("score_run_id"),
     )

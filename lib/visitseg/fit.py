@@ -1,7 +1,8 @@
-"""The segmentation stage: feature table → preprocessing → K sweep → final model → output DataFrames.
+"""Fitting: feature table → preprocessing → K sweep → final model → the run's output DataFrames.
 
-Nothing here writes tables (see `visitseg.outputs`); everything returned is either a lazy DataFrame or a
-small driver-side result (K rows of centres, one row per K of diagnostics).
+Nothing here writes tables (`visitseg.pipeline` does, with the schemas of `visitseg.tables`); everything
+returned is either a lazy DataFrame or a small driver-side result (K rows of centres, one row per K of
+diagnostics). Assigning rows to the fitted centres is `visitseg.scoring`, shared with `visitseg score`.
 """
 
 from __future__ import annotations
@@ -18,69 +19,22 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.config import DEFAULT_FEATURES, USER_DEFAULT_FEATURES, Config
-from visitseg.daily import STANDARDIZED, cluster_profiles, daily_rows, kpis_frame, mix_frame, sums_by_cluster_and_day
+from visitseg.config import DEFAULT_FEATURES, Config
+from visitseg.daily import STANDARDIZED, cluster_profiles, daily_rows, sums_by_cluster_and_day
 from visitseg.errors import EmptyInputError
 from visitseg.features import FeatureTable
+from visitseg.grains import GRAINS, Grain
 from visitseg.compare import compare_methods
-from visitseg.metrics import SILHOUETTE_DISTANCE
+from visitseg.lineage import Previous, centres_in_previous_space, labels_agreement, lineage_frame, lineage_rows, match
 from visitseg.naming import Profile, segment_names, stable_order
 from visitseg.preprocess import FEATURES, fit_preprocessing, usable_features
 from visitseg.rules import RULE_SEGMENTS, rule_segment
-from visitseg.scoring import RAW_CLUSTER, with_nearest_centre
+from visitseg.scoring import RAW_CLUSTER, with_nearest_centre, with_segments
 from visitseg.spark import StageLog, persisted
+from visitseg.tables import centers_schema, diagnostics_frame, kpis_frame, mix_frame
 from visitseg.sweep import KResult, choose_k, deterministic_sample, fixed_layout, half, kmeans, sweep, weak_structure
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Grain:
-    """What differs between clustering visits and clustering users. Profile entries are SQL expressions."""
-
-    key: str
-    date_col: str
-    labels_table: str
-    count_col: str
-    label_columns: tuple[str, ...]
-    default_features: tuple[str, ...]
-    profile: dict[str, str]
-
-
-GRAINS = {
-    "visit": Grain(
-        key="visit_key",
-        date_col="visit_date",
-        labels_table="session_clusters",
-        count_col="n_visits",
-        label_columns=("visit_key", "user_key", "visit_date"),
-        default_features=DEFAULT_FEATURES,
-        profile={
-            "conversion_rate": "CAST(transactions > 0 AS DOUBLE)",
-            "revenue_per_visit": "transaction_revenue",
-            "bounce_rate": "CAST(is_bounce AS DOUBLE)",
-            "cart_rate": "CAST(cart_steps > 0 AS DOUBLE)",
-            "pageviews": "pageviews",
-            "time_on_site_sec": "time_on_site_sec",
-        },
-    ),
-    "user": Grain(
-        key="user_key",
-        date_col="last_visit_date",
-        labels_table="user_clusters",
-        count_col="n_users",
-        label_columns=("user_key", "last_visit_date"),
-        default_features=USER_DEFAULT_FEATURES,
-        profile={
-            "conversion_rate": "CAST(transactions > 0 AS DOUBLE)",
-            "revenue_per_visit": "revenue / sessions",
-            "bounce_rate": "CAST(bounced_sessions = sessions AS DOUBLE)",  # every visit of the user bounced
-            "cart_rate": "CAST(cart_steps > 0 AS DOUBLE)",
-            "pageviews": "views_per_session",
-            "time_on_site_sec": "time_on_site_sec / sessions",
-        },
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -102,6 +56,8 @@ class Segmentation:
     centers: DataFrame
     diagnostics: DataFrame
     model: PipelineModel
+    segments: dict[int, tuple[int, str]]  # the model's raw cluster index → (cluster_id, segment name)
+    lineage: DataFrame | None  # cluster_lineage, on a retrain
 
 
 def model_features(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -116,7 +72,10 @@ def model_features(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return features, log1p
 
 
-def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog) -> Segmentation:
+def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog, previous: Previous | None = None) -> Segmentation:
+    """Preprocessing, the K sweep and the final model on the feature table, then every row assigned and
+    profiled. With a `previous` run (a retrain), clusters that continue one of its clusters keep that
+    cluster's id and name (`lineage`)."""
     grain = GRAINS[cfg.features.grain]
     seed, run_id = cfg.run.seed, cfg.run.run_id
     rules = cfg.model.method == "rules"
@@ -198,20 +157,32 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
             ordered = stable_order(profiles)
             ids, names = list(range(len(ordered))), segment_names(ordered, cfg.naming)
         total = sum(p.n for p in ordered)
+        matches = None
+        if previous is not None and not rules:
+            matches = match(centres_in_previous_space(assigned, previous.model), previous.centres(), cfg.model.lineage_max_shift)
+            ids, names = previous.continued(ordered, names, matches)
+            ordered, ids, names = map(list, zip(*sorted(zip(ordered, ids, names), key=lambda t: t[1])))
+            kept = sum(old is not None for old, _ in matches.values())
+            log.info("lineage: %d of %d clusters continue a cluster of run %s; ids %s", kept, len(ids), previous.model.run_id, ids)
         centres = [
             _centre_row(cluster_id, name, p, by_raw[p.raw_id], numeric, usable.kept, centre_of[p.raw_id], total, grain, run_id)
             for cluster_id, name, p in zip(ids, names, ordered)
         ]
         facts.update(rows_out=total, clusters=len(centres))
 
-    raw_to_id = F.create_map(*[v for cid, p in zip(ids, ordered) for v in (F.lit(p.raw_id), F.lit(cid))])
-    id_to_name = F.create_map(*[v for cid, name in zip(ids, names) for v in (F.lit(cid), F.lit(name))])
-    labels = (
-        assigned.withColumn("cluster_id", raw_to_id[F.col(RAW_CLUSTER)])
-        .withColumn("segment", id_to_name[F.col("cluster_id")])
-        .select(*grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id"))
+    segments = {p.raw_id: (cid, name) for cid, name, p in zip(ids, names, ordered)}
+    labels = with_segments(assigned, segments).select(
+        *grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id")
     )
     daily = daily_rows(per_day, {p.raw_id: cid for cid, p in zip(ids, ordered)}, dict(zip(ids, names)), run_id)
+    lineage = None
+    if matches is not None:
+        with stages("lineage") as facts:
+            ari = labels_agreement(labels, previous.labels, grain.key)
+            shares = {cid: p.n / total for cid, p in zip(ids, ordered)}
+            rows = lineage_rows(run_id, previous.model.run_id, matches, {raw: cid for raw, (cid, _) in segments.items()}, shares, previous.shares, ari)
+            lineage = lineage_frame(spark, rows)
+            facts.update(rows_out=len(rows), adjusted_rand_index=ari)
     if rules:
         reason = f"{len(centres)} rule segments by funnel depth and engagement (model.method = rules); k-means for the comparison: {reason}"
     return Segmentation(
@@ -232,6 +203,8 @@ def segment(spark: SparkSession, cfg: Config, table: FeatureTable, stages: Stage
         centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),  # with rules: the comparison's sweep
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
+        segments=segments,
+        lineage=lineage,
     )
 
 
@@ -273,49 +246,3 @@ def _centre_row(cluster_id, name, profile: Profile, row, numeric, features, stan
         "standardized": {f: float(v) for f, v in zip(features, standardized)},
         "features": list(features),
     }
-
-
-def centers_schema(grain: Grain, numeric: list[str]) -> T.StructType:
-    d = T.DoubleType()
-    fields = [
-        T.StructField("run_id", T.StringType()),
-        T.StructField("cluster_id", T.IntegerType()),
-        T.StructField("segment", T.StringType()),
-        T.StructField(grain.count_col, T.LongType()),
-        *[T.StructField(c, d) for c in ("share", "conversion_rate", "revenue_per_visit", "bounce_rate", "cart_rate")],
-        *[T.StructField(c, d) for c in numeric],
-        T.StructField("standardized", T.MapType(T.StringType(), d)),
-        T.StructField("features", T.ArrayType(T.StringType())),
-    ]
-    return T.StructType(fields)
-
-
-DIAGNOSTICS_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType()),
-        T.StructField("k", T.IntegerType()),
-        T.StructField("inertia", T.DoubleType()),
-        T.StructField("silhouette", T.DoubleType()),
-        T.StructField("silhouette_distance", T.StringType()),
-        T.StructField("davies_bouldin", T.DoubleType()),
-        T.StructField("calinski_harabasz", T.DoubleType()),
-        T.StructField("min_cluster_share", T.DoubleType()),
-        T.StructField("max_cluster_share", T.DoubleType()),
-        T.StructField("stability", T.DoubleType()),  # split-half adjusted Rand index
-        T.StructField("sweep_rows", T.LongType()),
-        T.StructField("sampled", T.BooleanType()),
-        T.StructField("fit_seconds", T.DoubleType()),
-        T.StructField("chosen", T.BooleanType()),
-    ]
-)
-
-
-def diagnostics_frame(spark: SparkSession, results: list[KResult], k: int, rows: int, sampled: bool, run_id: str) -> DataFrame:
-    return spark.createDataFrame(
-        [
-            (run_id, r.k, r.inertia, r.silhouette, SILHOUETTE_DISTANCE, r.davies_bouldin, r.calinski_harabasz,
-             r.min_cluster_share, r.max_cluster_share, r.stability, rows, sampled, r.seconds, r.k == k)
-            for r in results
-        ],
-        DIAGNOSTICS_SCHEMA,
-    )

@@ -1,0 +1,137 @@
+"""The two jobs, as compositions of the same stages.
+
+    run:   read → visits → features → fit (+ lineage) → assign → tables → model → report
+    score: read → visits → features → saved model   → assign → session_scores
+
+`run` writes its tables in this order: features, labels, centres, diagnostics, daily mix and KPIs, then
+the model and the JSON report, and the `runs` row last, so a run listed in `runs` has all its outputs.
+The report page is drawn from those tables afterwards. Both jobs check every target table's schema before
+the first write and hold the run lock of their run id (`runlock`) while they work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from visitseg import delta
+from visitseg.config import Config
+from visitseg.errors import ConfigError
+from visitseg.features import built_features
+from visitseg.fit import Segmentation, fit_segments
+from visitseg.grains import GRAINS
+from visitseg.lineage import previous_run
+from visitseg.report import run_record, write_json
+from visitseg.report_page import write_report
+from visitseg.runlock import run_lock
+from visitseg.schemas import RUN_ID
+from visitseg.scoring import SavedModel, load_model, save_model, score_visits
+from visitseg.spark import StageLog
+from visitseg.tables import CENTERS, DIAGNOSTICS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, RunRecord, runs_frame, write_run_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    record: RunRecord
+    segmentation: Segmentation
+    tables: dict[str, str]  # table name → path
+    report_path: str  # model_report.json
+    page_path: str  # report.html
+
+
+def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
+    """The whole training job. Validation failures raise before anything is written."""
+    started_at = dt.datetime.now(dt.timezone.utc)
+    stages = StageLog(spark)
+    writer = delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if it cannot run
+    out, run_id = cfg.output.path, cfg.run.run_id
+    with run_lock(out, run_id), built_features(spark, cfg, stages) as table:
+        seg = fit_segments(spark, cfg, table, stages, previous_run(spark, cfg))
+        frames = {
+            table.name: table.df,
+            GRAINS[cfg.features.grain].labels_table: seg.labels,
+            CENTERS: seg.centers,
+            DIAGNOSTICS: seg.diagnostics,
+            MIX_DAILY: seg.mix,
+            KPIS_DAILY: seg.kpis,
+            **({LINEAGE: seg.lineage} if seg.lineage is not None else {}),
+        }
+        delta.check_schemas({f"{out}/{name}": df.schema for name, df in frames.items()} | {f"{out}/{RUNS}": RUNS_SCHEMA})
+        tables = {name: write_run_table(spark, cfg, stages, name, df).path for name, df in frames.items()}
+        model_path = f"{out}/models/{run_id}"
+        with stages("save model"):
+            save_model(model_path, SavedModel(run_id, cfg.features.grain, seg.method, seg.segments, cfg.redacted(), seg.model))
+        facts = {
+            "n_rows": table.rows,
+            "chosen_k": seg.k,
+            "k_reason": seg.reason,
+            "method": seg.method,
+            "weak_structure": seg.weak_structure or None,
+            "comparison_json": json.dumps(seg.comparison) if seg.comparison else None,
+            "sweep_rows": seg.sweep_rows,
+            "sweep_sampled": seg.sampled,
+            "features": list(seg.features),
+            "dropped_features": list(seg.dropped_features),
+            "model_path": model_path,
+            "delta_writer": writer,
+        }
+        record = run_record(spark, cfg, started_at, facts, stages.records)
+        report_path = f"{out}/reports/{run_id}/model_report.json"
+        write_json(
+            report_path,
+            {**dataclasses.asdict(record), "config": cfg.redacted(), "stages": stages.records, "tables": tables,
+             "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres, "method_comparison": seg.comparison},
+        )
+        tables[RUNS] = write_run_table(spark, cfg, stages, RUNS, runs_frame(spark, record)).path
+        page_path = write_report(spark, out, run_id)  # from the tables just written, like `visitseg report`
+    return RunSummary(record, seg, tables, report_path, page_path)
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    model_run_id: str
+    score_run_id: str
+    visits: int
+    days: list[str]
+    result: delta.WriteResult
+
+
+def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
+    """Score the visits of `cfg.input` with a saved model (`DIR/models/<run_id>`, or `latest` in the output)
+    into `session_scores`, replacing that model's scores of the same days. No refit."""
+    stages = StageLog(spark)
+    writer = delta.choose_writer(spark, cfg.output.delta_writer)
+    out, run_id = cfg.output.path, cfg.run.run_id
+    saved = load_model(model_path(spark, out, model))
+    scoring_cfg = saved.scoring_config(cfg)
+    log.info("score: model of run %s (%d segments), its feature settings; scoring %s", saved.run_id, len(saved.segments), cfg.input.path)
+    with run_lock(out, run_id), built_features(spark, scoring_cfg, stages) as table:
+        with stages("score") as facts:
+            scores = score_visits(table.df, saved, run_id)
+            days = sorted(str(r[0]) for r in table.df.select("visit_date").distinct().collect())  # one row per day
+            facts.update(rows_in=table.rows, days=len(days))
+        path = f"{out}/{SESSION_SCORES}"
+        delta.check_schemas({path: scores.schema})
+        with stages(f"write {SESSION_SCORES}") as facts:
+            result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
+            facts.update(rows_out=result.rows, version=result.version)
+    return ScoreSummary(saved.run_id, run_id, table.rows, days, result)
+
+
+def model_path(spark: SparkSession, output: str, model: str) -> str:
+    """`latest` is the model of the newest run in `output/runs`; anything else is the model folder itself."""
+    if model != "latest":
+        return model.rstrip("/")
+    runs = delta.read_table(spark, f"{output}/{RUNS}") if RUNS in delta.tables_under(output) else None
+    newest = runs.orderBy(F.desc("finished_at"), F.desc(RUN_ID)).select("model_path").limit(1).collect() if runs else []
+    if not newest:
+        raise ConfigError(f"--model latest: {output}/runs holds no run; train one with `visitseg run --output {output}` first")
+    return newest[0]["model_path"]

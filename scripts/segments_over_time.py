@@ -1,0 +1,81 @@
+"""The daily loop on the shared real GA4 week: train on the first three days, score each later day with
+that model (no refit), then retrain on the later days and show the lineage of the segment ids.
+
+    python scripts/segments_over_time.py [--real ../shared/data/real] [--output out/over-time] [--set model.k_max=8 ...]
+
+Prints what the README's "Segments over time" section quotes: the training run's segments, each scored
+day's segment mix, and the retrain's `cluster_lineage` rows. One Spark session; each step is the
+`visitseg` command a scheduler would run (in process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import shutil
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from visitseg.cli import main as visitseg
+from visitseg.config import SparkConfig
+from visitseg.spark import build_session
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ("2020-11-01", "2020-11-05")  # [from, to): 2020-11-01, -02 and -04 (the source lacks -03)
+SCORE_DAYS = ("2020-11-05", "2020-11-06", "2020-11-07")
+RETRAIN = ("2020-11-05", "2020-11-08")
+
+
+def table(path: Path):
+    return DeltaTable(str(path)).to_pyarrow_table().to_pandas()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", default=str(ROOT.parent / "shared" / "data" / "real"))
+    parser.add_argument("--output", default=str(ROOT / "out" / "over-time"))
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    week, out = str(Path(args.real) / "ga4_week"), Path(args.output)
+    shutil.rmtree(out, ignore_errors=True)
+    spark = build_session(SparkConfig(master="local[2]", app_name="visitseg-over-time"))
+    spark.sparkContext.setLogLevel("ERROR")
+    sets = [a for s in args.overrides for a in ("--set", s)]
+
+    def window(start: str, end: str) -> list[str]:
+        return ["--set", f"input.date_from={start}", "--set", f"input.date_to={end}"]
+
+    common = ["--input-format", "ga4", "--input", week, "--output", str(out), *sets]
+    print(f"## 1. train on {TRAIN[0]} to {TRAIN[1]} (exclusive)\n")
+    assert visitseg(["run", *common, "--set", "run.run_id=train", *window(*TRAIN)]) == 0
+
+    for day in SCORE_DAYS:
+        end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+        print(f"\n## 2. score {day} with the model of run train\n")
+        assert visitseg(["score", "--model", "latest", *common, "--set", f"run.run_id=score-{day}", *window(day, end)]) == 0
+
+    scores = table(out / "session_scores")
+    mix = scores.groupby(["visit_date", "segment"]).size().unstack(fill_value=0)
+    print("\nscored visits per day and segment (session_scores):\n")
+    print(mix.to_string())
+    print("\nshares:\n")
+    print((mix.div(mix.sum(axis=1), axis=0) * 100).round(1).to_string())
+
+    print(f"\n## 3. retrain on {RETRAIN[0]} to {RETRAIN[1]} (exclusive): lineage against run train\n")
+    assert visitseg(["run", *common, "--set", "run.run_id=retrain", *window(*RETRAIN)]) == 0
+    lineage = table(out / "cluster_lineage").sort_values("cluster_id")
+    centers = table(out / "cluster_centers")
+    names = {(r.run_id, r.cluster_id): r.segment for r in centers.itertuples()}
+    lineage["segment"] = [names[("retrain", c)] for c in lineage.cluster_id]
+    lineage["previous_segment"] = [names.get(("train", p)) if p == p else None for p in lineage.previous_cluster_id]
+    columns = ["cluster_id", "segment", "previous_cluster_id", "previous_segment", "centroid_shift", "share", "previous_share", "adjusted_rand_index"]
+    print(lineage[columns].round(3).to_string(index=False))
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
