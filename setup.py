@@ -23,6 +23,7 @@ setup(
         "pandas>=2.0,<3",
         "numpy>=1.26",
         "matplotlib>=3.8",  # the report page's charts, as inline SVG (README: "The run report")
+        "scipy>=1.11",  # linear_sum_assignment: the optimal matching of segment ids across retrains (lineage.py)
         "tomli>=2.0; python_version<'3.11'",
     ],
     extras_require={

@@ -7,6 +7,11 @@ the run's model_report.json. Medians over --runs repetitions are printed as a ta
 
     python scripts/benchmark.py --input data/ga360_10m --runs 3 --baseline --json bench/10m.json
 
+`--mode score` measures scoring instead: it trains once, then alternates `visitseg features` and
+`visitseg score --model` on the same input (each a fresh process) and prints the medians and their ratio.
+
+    python scripts/benchmark.py --input data/ga360_10000000 --mode score --runs 3
+
 Stage groups: read (planning the read, the adapter's eager checks), aggregate (hits → visits,
 validation; includes the scan of the input), preprocess, sweep, final fit (final model, assignment,
 profiles), write (every Delta table, the model and the report).
@@ -87,22 +92,29 @@ class PeakRss:
         self._thread.join()
 
 
-def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
+def visitseg_command(args: argparse.Namespace, verb: str, out: Path, run_id: str, *extra: str) -> list[str]:
     command = [
-        str(Path(sys.executable).parent / "visitseg"), "run", "--input-format", args.format, "--input", args.input,
+        str(Path(sys.executable).parent / "visitseg"), verb, *extra, "--input-format", args.format, "--input", args.input,
         "--output", str(out), "--set", f"run.run_id={run_id}", *[a for s in args.set for a in ("--set", s)],
     ]
-    if args.master:
-        command += ["--set", f"spark.master={args.master}"]
+    return command + (["--set", f"spark.master={args.master}"] if args.master else [])
+
+
+def timed(args: argparse.Namespace, command: list[str], run_id: str) -> dict:
+    """Run one visitseg process; its wall seconds and peak RSS (driver Python, JVM)."""
     started = time.perf_counter()
     log = open(Path(args.log_dir) / f"{run_id}.log", "w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
     peak = PeakRss(process.pid)
     code = process.wait()
     peak.stop()
-    wall = time.perf_counter() - started
     if code != 0:
-        raise SystemExit(f"visitseg run failed (exit {code}); see {log.name}")
+        raise SystemExit(f"visitseg {command[1]} failed (exit {code}); see {log.name}")
+    return {"wall_seconds": time.perf_counter() - started, "driver_python_rss_mb": peak.python, "jvm_rss_mb": peak.jvm}
+
+
+def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
+    process = timed(args, visitseg_command(args, "run", out, run_id), run_id)
     report = json.loads((out / "reports" / run_id / "model_report.json").read_text())
     stages = {group: 0.0 for group in GROUPS}
     for record in report["stages"]:
@@ -110,10 +122,8 @@ def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
             if record["stage"].startswith(prefixes):
                 stages[group] += record["seconds"]
     return {
-        "wall_seconds": wall,
+        **process,
         "stages": stages,
-        "driver_python_rss_mb": peak.python,
-        "jvm_rss_mb": peak.jvm,
         "rows": report["n_rows"],
         "hits": next(r.get("rows_in", 0) for r in report["stages"] if r["stage"] == "aggregate visits"),
         "chosen_k": report["chosen_k"],
@@ -135,11 +145,40 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def each(runs: list[dict]) -> str:
+    return ", ".join(f"{r['wall_seconds']:.1f}" for r in runs)
+
+
+def score_mode(args: argparse.Namespace, work: Path) -> None:
+    """`visitseg score` against `visitseg features` on the same input, alternating: the cost of scoring
+    over building the features (issue target: at most +25%). The model is trained once, first."""
+    trained = work / "trained"
+    run_visitseg(args, trained, "train")
+    model = str(trained / "models" / "train")
+    features, scores = [], []
+    for i in range(args.runs):
+        out = work / f"features{i}"
+        features.append(timed(args, visitseg_command(args, "features", out, f"features{i}"), f"features{i}"))
+        shutil.rmtree(out, ignore_errors=True)
+        scores.append(timed(args, visitseg_command(args, "score", trained, f"score{i}", "--model", model), f"score{i}"))
+        print(f"round {i + 1}/{args.runs}: features {features[-1]['wall_seconds']:.1f} s, score {scores[-1]['wall_seconds']:.1f} s", file=sys.stderr)
+    f, s = median([r["wall_seconds"] for r in features]), median([r["wall_seconds"] for r in scores])
+    print(f"\n{args.input}: median of {args.runs} rounds, {args.master}, each a fresh process (JVM start included)")
+    print(f"visitseg features  {f:>7.1f} s  ({each(features)})")
+    print(f"visitseg score     {s:>7.1f} s  ({each(scores)})")
+    print(f"score / features: {s / f:.2f}; peak RSS MB score: driver python {max(r['driver_python_rss_mb'] for r in scores):.0f}, "
+          f"JVM {max(r['jvm_rss_mb'] for r in scores):.0f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"input": args.input, "features": features, "score": scores, "ratio": s / f}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
     parser.add_argument("--format", default="ga360", choices=("ga360", "ga4", "events"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mode", choices=("run", "score"), default="run", help="run: visitseg run (and the baseline); score: visitseg score against visitseg features")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides for visitseg run")
     parser.add_argument("--baseline", action="store_true", help="also run scripts/baseline_pandas_sklearn.py (GA360 Parquet or events CSV)")
@@ -151,6 +190,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="visitseg-bench-"))
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    if args.mode == "score":
+        try:
+            score_mode(args, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     runs, baselines = [], []
     try:
         # Alternating, so both see the same warm or cold page cache and the same machine drift.
