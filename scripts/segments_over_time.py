@@ -71,7 +71,7 @@ def main() -> int:
     names = {(r.run_id, r.cluster_id): r.segment for r in centers.itertuples()}
     lineage["segment"] = [names[("retrain", c)] for c in lineage.cluster_id]
     lineage["previous_segment"] = [names.get(("train", p)) if p == p else None for p in lineage.previous_cluster_id]
-    columns = ["cluster_id", "segment", "previous_cluster_id", "previous_segment", "centroid_shift", "share", "previous_share", "adjusted_rand_index"]
+    columns = ["cluster_id", "segment", "previous_cluster_id", "previous_segment", "centroid_shift", "share", "previous_share", "adjusted_rand_index", "shared_visits"]
     print(lineage[columns].round(3).to_string(index=False))
     spark.stop()
     return 0

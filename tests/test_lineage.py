@@ -62,6 +62,7 @@ def test_a_retrain_keeps_ids_and_gives_a_new_behaviour_a_new_id(spark, tmp_path)
     assert new.cluster_id.tolist() == [4] and retrain.loc[4, "pageviews"] >= 20  # the researchers: 20-24 pages
     assert new.previous_share.isna().all() and kept.previous_share.notna().all()
     assert lineage.adjusted_rand_index.iloc[0] > 0.95  # the visits both runs labelled stay in their segments
+    assert (lineage.shared_visits == 1200 - len(researchers.toPandas())).all()
 
     labels = table(f"{out}/session_clusters")
     assert set(labels[labels.run_id == "retrain"].cluster_id) == {0, 1, 2, 3, 4}

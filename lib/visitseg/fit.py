@@ -178,11 +178,11 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
     lineage = None
     if matches is not None:
         with stages("lineage") as facts:
-            ari = labels_agreement(labels, previous.labels, grain.key)
+            agreement = labels_agreement(labels, previous.labels, grain.key)
             shares = {cid: p.n / total for cid, p in zip(ids, ordered)}
-            rows = lineage_rows(run_id, previous.model.run_id, matches, {raw: cid for raw, (cid, _) in segments.items()}, shares, previous.shares, ari)
+            rows = lineage_rows(run_id, previous.model.run_id, matches, {raw: cid for raw, (cid, _) in segments.items()}, shares, previous.shares, agreement)
             lineage = lineage_frame(spark, rows)
-            facts.update(rows_out=len(rows), adjusted_rand_index=ari)
+            facts.update(rows_out=len(rows), adjusted_rand_index=agreement[0], shared_visits=agreement[1])
     if rules:
         reason = f"{len(centres)} rule segments by funnel depth and engagement (model.method = rules); k-means for the comparison: {reason}"
     return Segmentation(

@@ -123,30 +123,31 @@ def match(new: dict[int, np.ndarray], previous: dict[int, np.ndarray], max_shift
 
 
 def lineage_rows(run_id: str, previous_run_id: str, matches: dict[int, tuple[int | None, float]], ids: dict[int, int],
-                 shares: dict[int, float], previous_shares: dict[int, float], ari: float | None) -> list[tuple]:
-    """`cluster_lineage` rows (LINEAGE_SCHEMA order), by cluster_id."""
+                 shares: dict[int, float], previous_shares: dict[int, float], agreement: tuple[float | None, int]) -> list[tuple]:
+    """`cluster_lineage` rows (LINEAGE_SCHEMA order), by cluster_id; `agreement` is (ARI, shared visits)."""
     rows = [
-        (run_id, ids[raw], previous_run_id, old, shift, shares[ids[raw]], previous_shares.get(old) if old is not None else None, ari)
+        (run_id, ids[raw], previous_run_id, old, shift, shares[ids[raw]], previous_shares.get(old) if old is not None else None, *agreement)
         for raw, (old, shift) in matches.items()
     ]
     return sorted(rows, key=lambda r: r[1])
 
 
-def labels_agreement(labels: DataFrame, previous_labels: DataFrame, key: str) -> float | None:
-    """Adjusted Rand index of the two runs' cluster ids on the keys both labelled; None when none are shared."""
+def labels_agreement(labels: DataFrame, previous_labels: DataFrame, key: str) -> tuple[float | None, int]:
+    """Adjusted Rand index of the two runs' cluster ids on the keys both labelled (None when none are
+    shared), and how many keys that is: runs over different days share few (a visit across midnight)."""
     counts = (
         labels.select(key, F.col("cluster_id").alias("a"))
         .join(previous_labels.select(key, F.col("cluster_id").alias("b")), key)
         .groupBy("a", "b").count().collect()
     )
     if not counts:
-        return None
+        return None, 0
     a_index = {v: i for i, v in enumerate(sorted({r["a"] for r in counts}))}
     b_index = {v: i for i, v in enumerate(sorted({r["b"] for r in counts}))}
     table = np.zeros((len(a_index), len(b_index)))
     for r in counts:
         table[a_index[r["a"]], b_index[r["b"]]] = r["count"]
-    return adjusted_rand_index(table)
+    return adjusted_rand_index(table), int(table.sum())
 
 
 def lineage_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:

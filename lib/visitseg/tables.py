@@ -200,6 +200,7 @@ LINEAGE_SCHEMA = T.StructType(
         T.StructField("share", T.DoubleType()),
         T.StructField("previous_share", T.DoubleType()),
         T.StructField("adjusted_rand_index", T.DoubleType()),  # the two runs' labels on the visits both labelled
+        T.StructField("shared_visits", T.LongType()),  # how many visits that is (null ARI when 0)
     ]
 )
 
