@@ -127,11 +127,14 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
 
 
 def model_path(spark: SparkSession, output: str, model: str) -> str:
-    """`latest` is the model of the newest run in `output/runs`; anything else is the model folder itself."""
+    """`latest` is the model of the newest k-means visit run in `output/runs` (the runs `score` can use);
+    anything else is the model folder itself."""
     if model != "latest":
         return model.rstrip("/")
-    runs = delta.read_table(spark, f"{output}/{RUNS}") if RUNS in delta.tables_under(output) else None
-    newest = runs.orderBy(F.desc("finished_at"), F.desc(RUN_ID)).select("model_path").limit(1).collect() if runs else []
+    newest = []
+    if RUNS in delta.tables_under(output):
+        scorable = delta.read_table(spark, f"{output}/{RUNS}").filter((F.col("method") == "kmeans") & (F.col("grain") == "visit"))
+        newest = scorable.orderBy(F.desc("finished_at"), F.desc(RUN_ID)).select("model_path").limit(1).collect()
     if not newest:
-        raise ConfigError(f"--model latest: {output}/runs holds no run; train one with `visitseg run --output {output}` first")
+        raise ConfigError(f"--model latest: {output}/runs holds no k-means run at visit grain; train one with `visitseg run --output {output}` first")
     return newest[0]["model_path"]
