@@ -13,11 +13,13 @@ On one planted GA360 sample (generated once), into one output folder:
      JSON report;
    - no duplicate: in every run's feature and label partitions, one row per key.
 3. A final rerun of `chaos`: exactly one copy (its rows equal the first run's, key for key).
-4. `visitseg vacuum --retain-hours 0 --force`, then orphans: files in a table folder that the table's
+4. --score-trials kill -9 trials of `visitseg score --model` (the final run's model), checked the same
+   way (and no visit scored twice by one model), then a score to the end: every visit once, by it.
+5. `visitseg vacuum --retain-hours 0 --force`, then orphans: files in a table folder that the table's
    current version does not list, plus leftover staging folders. Must be 0.
-5. For each --concurrent N: N runs with different run ids started at once into the output. All must land
+6. For each --concurrent N: N runs with different run ids started at once into the output. All must land
    (exit 0, listed in `runs`, every table holding their partition); the commit retries they logged are counted.
-6. Two runs with the same run id started at once: one lands, the other exits 2 with RunInProgressError
+7. Two runs with the same run id started at once: one lands, the other exits 2 with RunInProgressError
    before writing anything, and the run's tables hold one copy.
 
 Prints the figures and exits 1 if any check failed. tests/test_chaos.py runs a small version in CI.
@@ -45,6 +47,7 @@ from visitseg import sample_data
 
 RUN_TABLES = ("visit_features", "session_clusters", "cluster_centers", "k_diagnostics", "cluster_mix_daily", "segment_kpis_daily")
 KEYED = {"visit_features": "visit_key", "session_clusters": "visit_key"}
+SCORES = "session_scores"  # partitioned by model_run_id: one row per visit and model
 FAST = ("model.k_min=2", "model.k_max=4", "model.n_init=1", "model.refit_seeds=0")
 
 
@@ -59,6 +62,8 @@ class Figures:
     half_visible_runs: int = 0
     duplicate_keys: int = 0
     final_copy_exact: bool = False
+    score_kill_trials: int = 0
+    score_final_exact: bool = False  # after the kills, a last score: every visit scored once, by it
     files_removed_by_vacuum: int = 0
     orphans_after_vacuum: int = 0
     concurrent: dict[str, dict] = field(default_factory=dict)
@@ -70,9 +75,11 @@ def visitseg(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "visitseg"), *args]
 
 
-def start_run(sample: Path, out: Path, run_id: str, log: Path) -> subprocess.Popen:
+def start_run(sample: Path, out: Path, run_id: str, log: Path, *score_model: str) -> subprocess.Popen:
+    """`visitseg run`, or with a model path `visitseg score --model` it, in a process group of its own."""
     sets = [a for s in (f"run.run_id={run_id}", *FAST) for a in ("--set", s)]
-    command = visitseg("run", "--input-format", "ga360", "--input", str(sample), "--output", str(out), *sets)
+    verb = ["score", "--model", *score_model] if score_model else ["run"]
+    command = visitseg(*verb, "--input-format", "ga360", "--input", str(sample), "--output", str(out), *sets)
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
     # A session of its own, so that SIGKILL to the group takes the JVM child with the Python driver.
     return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -100,6 +107,13 @@ def check_output(out: Path, figures: Figures, when: str) -> dict[str, dict[str, 
         except Exception as exc:  # the figure this script exists to measure
             figures.unreadable_tables += 1
             figures.problems.append(f"{when}: {name} unreadable: {str(exc).splitlines()[0]}")
+            continue
+        if name == SCORES:
+            extra = table.num_rows - len(set(zip(table.column("model_run_id").to_pylist(), table.column("visit_key").to_pylist())))
+            rows[name] = {"rows": table.num_rows}
+            if extra:
+                figures.duplicate_keys += extra
+                figures.problems.append(f"{when}: {name}: {extra} visits scored twice by one model")
             continue
         counts = table.group_by("run_id").aggregate([("run_id", "count")]).to_pylist()
         rows[name] = {r["run_id"]: r["run_id_count"] for r in counts}
@@ -141,6 +155,7 @@ def key_set(out: Path, table: str, run_id: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default %(default)s)")
+    parser.add_argument("--score-trials", type=int, default=10, help="kill -9 trials of visitseg score (default %(default)s)")
     parser.add_argument("--concurrent", type=int, nargs="*", default=[2, 4], help="sizes of the concurrent batches (default 2 4)")
     parser.add_argument("--visits", type=int, default=2000, help="planted visits in the sample (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="of the kill moments (default %(default)s)")
@@ -191,6 +206,32 @@ def main() -> int:
             if not figures.final_copy_exact:
                 figures.problems.append("the final rerun's keys differ from the first run's")
 
+        # kill -9 trials of `visitseg score` with the final model, then one score to the end.
+        model = str(out / "models" / "chaos")
+        started = time.perf_counter()
+        if finish(start_run(sample, out, "score0", logs / "score0.log", model)) != 0:
+            figures.problems.append(f"the first score failed: see {logs / 'score0.log'}")
+        score_seconds = time.perf_counter() - started
+        for trial in range(1, args.score_trials + 1):
+            moment = rng.uniform(0.5, score_seconds)
+            process = start_run(sample, out, f"score{trial}", logs / f"score{trial}.log", model)
+            time.sleep(moment)
+            kill(process)
+            figures.score_kill_trials += 1
+            check_output(out, figures, f"score trial {trial} (killed after {moment:.1f} s)")
+            print(f"score trial {trial:>2}: killed after {moment:5.1f} s; problems so far {len(figures.problems)}", file=sys.stderr)
+        if finish(start_run(sample, out, "scorefinal", logs / "scorefinal.log", model)) != 0:
+            figures.problems.append(f"the final score failed: see {logs / 'scorefinal.log'}")
+        else:
+            check_output(out, figures, "final score")
+            scores = DeltaTable(str(out / SCORES)).to_pyarrow_table()
+            figures.score_final_exact = (
+                sorted(pc.cast(scores.column("visit_key"), "string").to_pylist()) == truth["session_clusters"]
+                and set(scores.column("score_run_id").to_pylist()) == {"scorefinal"}
+            )
+            if not figures.score_final_exact:
+                figures.problems.append("after the final score, session_scores does not hold each visit once, scored by it")
+
         vacuum = subprocess.run(visitseg("vacuum", "--output", str(out), "--retain-hours", "0", "--force"), capture_output=True, text=True)
         if vacuum.returncode != 0:
             figures.problems.append(f"vacuum failed: {vacuum.stderr.strip().splitlines()[-1:]}")
@@ -227,6 +268,7 @@ def main() -> int:
     print(f"kill -9 trials {figures.kill_trials} (at {min(figures.killed_after_seconds, default=0)}–{max(figures.killed_after_seconds, default=0)} s): "
           f"unreadable tables {figures.unreadable_tables}, half-visible runs {figures.half_visible_runs}, duplicate keys {figures.duplicate_keys}, "
           f"killed new runs that had landed {figures.killed_runs_listed}")
+    print(f"score: kill -9 trials {figures.score_kill_trials}; final score holds each visit once {figures.score_final_exact}")
     print(f"final rerun: one exact copy {figures.final_copy_exact}; vacuum removed {figures.files_removed_by_vacuum} files; orphans after vacuum {figures.orphans_after_vacuum}")
     for n, c in figures.concurrent.items():
         print(f"{n} concurrent runs: {c['landed']} of {n} landed, exit codes {c['exit_codes']}, commit retries {c['commit_retries']}, {c['seconds']} s")

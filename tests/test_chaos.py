@@ -14,7 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "chaos.py"
 def test_kills_and_concurrent_runs_leave_consistent_tables(tmp_path):
     figures_path = tmp_path / "chaos.json"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--trials", "2", "--concurrent", "2", "--visits", "600", "--workdir", str(tmp_path / "w"), "--json", str(figures_path)],
+        [sys.executable, str(SCRIPT), "--trials", "2", "--score-trials", "1", "--concurrent", "2", "--visits", "600", "--workdir", str(tmp_path / "w"), "--json", str(figures_path)],
         capture_output=True, text=True, timeout=1200,
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
@@ -22,4 +22,5 @@ def test_kills_and_concurrent_runs_leave_consistent_tables(tmp_path):
     assert figures["kill_trials"] == 2 and figures["problems"] == []
     assert (figures["unreadable_tables"], figures["half_visible_runs"], figures["duplicate_keys"], figures["orphans_after_vacuum"]) == (0, 0, 0, 0)
     assert figures["final_copy_exact"] and figures["concurrent"]["2"]["landed"] == 2
+    assert figures["score_kill_trials"] == 1 and figures["score_final_exact"]
     assert figures["same_run_id"] == {"exit_codes": [0, 2], "refused_with_RunInProgressError": 1, "one_copy": True}
