@@ -171,16 +171,17 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
         facts.update(rows_out=total, clusters=len(centres))
 
     segments = {p.raw_id: (cid, name) for cid, name, p in zip(ids, names, ordered)}
+    id_of_raw = {raw: cid for raw, (cid, _) in segments.items()}
     labels = with_segments(assigned, segments).select(
         *grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id")
     )
-    daily = daily_rows(per_day, {p.raw_id: cid for cid, p in zip(ids, ordered)}, dict(zip(ids, names)), run_id)
+    daily = daily_rows(per_day, id_of_raw, dict(zip(ids, names)), run_id)
     lineage = None
     if matches is not None:
         with stages("lineage") as facts:
             agreement = labels_agreement(labels, previous.labels, grain.key)
             shares = {cid: p.n / total for cid, p in zip(ids, ordered)}
-            rows = lineage_rows(run_id, previous.model.run_id, matches, {raw: cid for raw, (cid, _) in segments.items()}, shares, previous.shares, agreement)
+            rows = lineage_rows(run_id, previous.model.run_id, matches, id_of_raw, shares, previous.shares, agreement)
             lineage = lineage_frame(spark, rows)
             facts.update(rows_out=len(rows), adjusted_rand_index=agreement[0], shared_visits=agreement[1])
     if rules:

@@ -31,7 +31,7 @@ from visitseg.metrics import adjusted_rand_index
 from visitseg.preprocess import FEATURES
 from visitseg.schemas import RUN_ID
 from visitseg.scoring import MODEL_FACTS, RAW_CLUSTER, SavedModel, load_model
-from visitseg.tables import CENTERS, LINEAGE_SCHEMA, RUNS
+from visitseg.tables import CENTERS, LINEAGE_SCHEMA, RUNS, newest_first
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def previous_run(spark: SparkSession, cfg: Config) -> Previous | None:
         if not chosen:
             raise ConfigError(f"model.previous_run = {cfg.model.previous_run!r}: no k-means {cfg.features.grain} run of that id in {out}/runs")
     else:
-        chosen = runs.filter(F.col(RUN_ID) != cfg.run.run_id).orderBy(F.desc("finished_at"), F.desc(RUN_ID)).select(RUN_ID, "model_path").limit(1).collect()
+        chosen = newest_first(runs.filter(F.col(RUN_ID) != cfg.run.run_id)).select(RUN_ID, "model_path").limit(1).collect()
         if not chosen:
             return None
     run_id, model_path = chosen[0][RUN_ID], chosen[0]["model_path"]

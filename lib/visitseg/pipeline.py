@@ -30,10 +30,9 @@ from visitseg.lineage import previous_run
 from visitseg.report import run_record, write_json
 from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
-from visitseg.schemas import RUN_ID
 from visitseg.scoring import SavedModel, load_model, save_model, score_visits
 from visitseg.spark import StageLog
-from visitseg.tables import CENTERS, DIAGNOSTICS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, RunRecord, runs_frame, write_run_table
+from visitseg.tables import CENTERS, DIAGNOSTICS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, RunRecord, newest_first, runs_frame, write_run_table
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ def model_path(spark: SparkSession, output: str, model: str) -> str:
     newest = []
     if RUNS in delta.tables_under(output):
         scorable = delta.read_table(spark, f"{output}/{RUNS}").filter((F.col("method") == "kmeans") & (F.col("grain") == "visit"))
-        newest = scorable.orderBy(F.desc("finished_at"), F.desc(RUN_ID)).select("model_path").limit(1).collect()
+        newest = newest_first(scorable).select("model_path").limit(1).collect()
     if not newest:
         raise ConfigError(f"--model latest: {output}/runs holds no k-means run at visit grain; train one with `visitseg run --output {output}` first")
     return newest[0]["model_path"]

@@ -29,6 +29,7 @@ from visitseg.naming import LABELS
 from visitseg.report import write_text
 from visitseg.schemas import RUN_ID
 from visitseg.grains import GRAINS
+from visitseg.tables import newest_first
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def write_report(spark: SparkSession, output: str, run_id: str | None = None) ->
 def load_report_data(spark: SparkSession, output: str, run_id: str | None) -> ReportData:
     runs = delta.read_table(spark, f"{output}/runs")
     if run_id is None:
-        rows = runs.orderBy(F.desc("finished_at"), F.desc(RUN_ID)).limit(1).collect()
+        rows = newest_first(runs).limit(1).collect()
         if not rows:
             raise ConfigError(f"{output}/runs holds no run yet; run `visitseg run` into {output} first")
     else:

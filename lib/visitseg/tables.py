@@ -27,6 +27,7 @@ import typing
 from typing import Annotated, Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg import delta
@@ -109,6 +110,12 @@ RUNS_SCHEMA = schema_of(RunRecord)
 
 def runs_frame(spark: SparkSession, record: RunRecord) -> DataFrame:
     return spark.createDataFrame([record.as_row()], RUNS_SCHEMA)
+
+
+def newest_first(runs: DataFrame) -> DataFrame:
+    """`runs` rows, the newest first: by finished_at, ties by run_id, so "the newest run" never depends on
+    the order the rows were read in (the report page, `score --model latest` and lineage all pick it so)."""
+    return runs.orderBy(F.desc("finished_at"), F.desc(RUN_ID))
 
 
 def centers_schema(grain: Grain, numeric: list[str]) -> T.StructType:
