@@ -257,12 +257,26 @@ def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Par
         with_retries(attempt, _deltalake_conflict, uri)
     except DeltaError as exc:
         raise DeltaTableError(f"{uri}: the Delta commit was refused, the table is unchanged: {exc}") from exc
-    table = DeltaTable(uri)
-    return next((h["version"] for h in table.history(HISTORY_TO_SEARCH) if h.get(ATTEMPT_KEY) == attempt_id), table.version())
+    return _version_of(uri, attempt_id)
+
+
+def _version_of(uri: str, attempt_id: str) -> int:
+    """The version whose commit info names `attempt_id`, read from the log's commit files themselves:
+    with writers racing, deltalake's `history()` labelled entries with wrong versions (-1, or another
+    writer's), and `version()` is the latest, not ours."""
+    fs, root = pafs.FileSystem.from_uri(uri)
+    commits = [info.path for info in fs.get_file_info(pafs.FileSelector(f"{root}/_delta_log")) if COMMIT_FILE.match(os.path.basename(info.path))]
+    for path in sorted(commits, reverse=True)[:HISTORY_TO_SEARCH]:
+        with fs.open_input_stream(path) as f:
+            for line in f.read().decode().splitlines():
+                if json.loads(line).get("commitInfo", {}).get(ATTEMPT_KEY) == attempt_id:
+                    return int(os.path.basename(path)[:20])
+    raise DeltaTableError(f"{uri}: committed, but no commit of attempt {attempt_id} among its last {HISTORY_TO_SEARCH} versions")
 
 
 ATTEMPT_KEY = "visitseg.attempt"  # in the commit info of every jar-free commit: which attempt wrote it
 HISTORY_TO_SEARCH = 100
+COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 
 
 # Concurrent runs (different run ids) commit to the same tables. deltalake and Spark's Delta resolve
