@@ -21,7 +21,8 @@ from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
 from visitseg.errors import ConfigError, VisitsegError
 from visitseg.redact import mask_logs
 from visitseg.features import built_features
-from visitseg.pipeline import RunSummary, ScoreSummary, run_job, score_job
+from visitseg.incremental import IncrementalSummary
+from visitseg.pipeline import RunSummary, ScoreSummary, incremental_score_job, run_job, score_job
 from visitseg.report_page import write_report
 from visitseg.retention import drop_runs
 from visitseg.runlock import run_lock
@@ -57,6 +58,8 @@ def make_parser() -> argparse.ArgumentParser:
     _common(run)
     score = commands.add_parser("score", help="score visits with a saved model into DIR/session_scores (no refit)")
     score.add_argument("--model", required=True, metavar="DIR|latest", help="DIR/models/<run_id> of a training run, or `latest`: the newest run's model in --output")
+    score.add_argument("--incremental", action="store_true", help="score only the input files no earlier run of --checkpoint has read, complete visits only")
+    score.add_argument("--checkpoint", metavar="PATH", help="with --incremental: the folder that remembers the files read and the hits held back")
     _input(score)
     _common(score)
     report = commands.add_parser("report", help="draw the report page DIR/reports/<run_id>/report.html of a run from its Delta tables")
@@ -161,7 +164,26 @@ def describe_run(summary: RunSummary) -> str:
 
 
 def command_score(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
-    print(describe_score(score_job(spark, cfg, args.model)))
+    if bool(args.incremental) != bool(args.checkpoint):
+        raise ConfigError("score: --incremental and --checkpoint PATH go together (the checkpoint remembers which files were scored)")
+    if args.incremental:
+        print(describe_incremental(incremental_score_job(spark, cfg, args.model, args.checkpoint)))
+    else:
+        print(describe_score(score_job(spark, cfg, args.model)))
+
+
+def describe_incremental(summary: IncrementalSummary) -> str:
+    lines = [f"score {summary.score_run_id} --incremental, model of run {summary.model_run_id}, checkpoint {summary.checkpoint}:"]
+    if not summary.batches:
+        lines.append("  no new input files since the last run: nothing committed")
+    for b in summary.batches:
+        replayed = " (a replay: its scores were committed before a crash)" if b.replayed else ""
+        lines.append(
+            f"  batch {b.batch_id}: {b.files_rows:,} new rows, {b.scored:,} visits scored, {b.waiting_hits:,} hits of unfinished visits held back"
+            + (f", {b.skipped_visits:,} visits scored before skipped" if b.skipped_visits else "") + replayed
+        )
+    lines.append(f"  session_scores: {summary.scores_path}")
+    return "\n".join(lines)
 
 
 def describe_score(summary: ScoreSummary) -> str:

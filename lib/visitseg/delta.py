@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable
+from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
@@ -92,21 +92,59 @@ def choose_writer(spark: SparkSession, requested: str) -> str:
 Partition = Mapping[str, "str | Sequence[str]"]
 
 
-def replace_partition(spark: SparkSession, df: DataFrame, path: str, partition: Partition, writer: str = "auto") -> WriteResult:
+def replace_partition(
+    spark: SparkSession, df: DataFrame, path: str, partition: Partition, writer: str = "auto", txn: Txn | None = None
+) -> WriteResult:
     """Write `df` as the given partition(s) of the Delta table at `path`, replacing what they held.
 
     `df` must contain the partition columns (holding only the given values); the table is created on first use.
+    With `txn`, a table that already holds that transaction (or a later one of its app) is left as it is.
     """
+    return _write(spark, df, path, partition, writer, txn, appending=False)
+
+
+def append(spark: SparkSession, df: DataFrame, path: str, partition: Partition, writer: str = "auto", txn: Txn | None = None) -> WriteResult:
+    """Add `df`'s rows to the given partition(s), removing nothing; with `txn`, at most once (see `Txn`)."""
+    return _write(spark, df, path, partition, writer, txn, appending=True)
+
+
+@dataclass(frozen=True)
+class Txn:
+    """Delta's idempotent-writer transaction id (the `txn` action): an application id and a version that
+    grows with each of its writes. A write whose app already committed this version (or a later one) is
+    skipped, so a replayed streaming micro-batch (app = the stream, version = the batch id) lands once.
+    Both writers record it: Spark's Delta through its `txnAppId`/`txnVersion` options, the jar-free one
+    through deltalake's `CommitProperties(app_transactions=...)`."""
+
+    app_id: str
+    version: int
+
+
+def is_table(path: str) -> bool:
+    return DeltaTable.is_deltatable(table_uri(path))
+
+
+def committed_version(path: str, app_id: str) -> int | None:
+    """The newest version of `app_id`'s transactions that the table at `path` holds (None: none, or no table)."""
+    uri = table_uri(path)
+    return DeltaTable(uri).transaction_version(app_id) if DeltaTable.is_deltatable(uri) else None
+
+
+def _write(spark: SparkSession, df: DataFrame, path: str, partition: Partition, writer: str, txn: Txn | None, appending: bool) -> WriteResult:
     _check_partition(df, partition)
     chosen = choose_writer(spark, writer)
+    done = committed_version(path, txn.app_id) if txn is not None else None
+    if txn is not None and done is not None and done >= txn.version:
+        log.info("delta: %s already holds transaction %s version %d (of %d): not written again", path, txn.app_id, txn.version, done)
+        return WriteResult(path, chosen, DeltaTable(table_uri(path)).version(), 0, 0)
     started = time.perf_counter()
     if chosen == "native":
-        result = _write_native(df, path, partition)
+        result = _write_native(df, path, partition, txn, appending)
     else:
-        result = _write_with_deltalake(spark, df, path, partition)
+        result = _write_with_deltalake(spark, df, path, partition, txn, appending)
     log.info(
-        "delta: %s version %d written by the %s writer: %d files, %d rows, %.1fs",
-        path, result.version, result.writer, result.files, result.rows, time.perf_counter() - started,
+        "delta: %s version %d written by the %s writer (%s): %d files, %d rows, %.1fs",
+        path, result.version, result.writer, "append" if appending else "replace", result.files, result.rows, time.perf_counter() - started,
     )
     return result
 
@@ -161,21 +199,23 @@ def _condition(partition: Partition) -> str:
     return " AND ".join(fixed + spread)
 
 
-def _write_native(df: DataFrame, path: str, partition: Partition) -> WriteResult:
-    condition = _condition(partition)
-    with_retries(
-        lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", condition).partitionBy(*partition).save(path),
-        _native_conflict,
-        path,
-    )
+def _write_native(df: DataFrame, path: str, partition: Partition, txn: Txn | None, appending: bool) -> WriteResult:
+    write = df.write.format("delta").partitionBy(*partition)
+    if txn is not None:
+        write = write.option("txnAppId", txn.app_id).option("txnVersion", txn.version)
+    write = write.mode("append") if appending else write.mode("overwrite").option("replaceWhere", _condition(partition))
+    with_retries(lambda: write.save(path), _native_conflict, path)
     table = DeltaTable(table_uri(path))
+    if appending:  # the rows of this commit, as Delta's own metrics count them
+        metrics = table.history(1)[0].get("operationMetrics", {})
+        return WriteResult(path, "native", table.version(), int(metrics.get("numFiles", 0)), int(metrics.get("numOutputRows", 0)))
     adds = table.get_add_actions(flatten=True).to_pylist()
     values = {c: [v] if isinstance(v, str) else [str(x) for x in v] for c, v in partition.items()}
     mine = [a for a in adds if all(str(a.get(f"partition.{c}")) in vs for c, vs in values.items())]
     return WriteResult(path, "native", table.version(), len(mine), int(sum(a.get("num_records") or 0 for a in mine)))
 
 
-def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partition: Partition) -> WriteResult:
+def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partition: Partition, txn: Txn | None, appending: bool) -> WriteResult:
     uri = table_uri(path)
     fs, root = pafs.FileSystem.from_uri(uri)
     schema = _delta_schema(df.schema)
@@ -216,7 +256,7 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
                     stats=json.dumps({"numRecords": rows}),
                 )
             )
-        version = _commit(uri, schema, adds, partition, attempt)
+        version = _commit(uri, schema, adds, partition, attempt, txn, appending)
         committed = True
     finally:
         if not committed:  # no table version lists them: they would be orphans forever
@@ -238,14 +278,18 @@ def _spark_write_parquet(spark: SparkSession, df: DataFrame, target: str, partit
         spark.conf.set("spark.sql.parquet.outputTimestampType", previous)
 
 
-def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Partition, attempt_id: str) -> int:
-    """Commit the added files as one transaction that also removes the partition's previous files, and
-    return its version (found by the attempt id in its commit info: other writers may have committed since)."""
-    tagged = CommitProperties(custom_metadata={ATTEMPT_KEY: attempt_id})
+def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Partition, attempt_id: str, txn: Txn | None, appending: bool) -> int:
+    """Commit the added files as one transaction that also removes the partition's previous files (unless
+    `appending`), and return its version (found by the attempt id in its commit info: other writers may have
+    committed since)."""
+    app_transactions = [Transaction(txn.app_id, txn.version)] if txn is not None else None
+    tagged = CommitProperties(custom_metadata={ATTEMPT_KEY: attempt_id}, app_transactions=app_transactions)
 
     def attempt() -> None:
         if not DeltaTable.is_deltatable(uri):
             create_table_with_add_actions(uri, schema, adds, mode="error", partition_by=list(partition), commit_properties=tagged)
+        elif appending:
+            DeltaTable(uri).create_write_transaction(adds, mode="append", schema=schema, partition_by=list(partition), commit_properties=tagged)
         else:
             filters = [(col, "=", value) for col, value in _fixed(partition).items()]
             filters += [(col, "in", values) for col, values in _spread(partition).items()]

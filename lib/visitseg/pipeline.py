@@ -2,6 +2,7 @@
 
     run:   read → visits → features → fit (+ lineage) → assign → tables → model → report
     score: read → visits → features → saved model   → assign → session_scores
+    score --incremental: the same per micro-batch of new files, complete visits only (`incremental`)
 
 `run` writes its tables in this order: features, labels, centres, diagnostics, daily mix and KPIs, then
 the model and the JSON report, and the `runs` row last, so a run listed in `runs` has all its outputs.
@@ -26,13 +27,14 @@ from visitseg.errors import ConfigError
 from visitseg.features import built_features
 from visitseg.fit import Segmentation, fit_segments
 from visitseg.grains import GRAINS
+from visitseg.incremental import IncrementalSummary, score_incrementally
 from visitseg.lineage import previous_run
 from visitseg.report import run_record, write_json
 from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
 from visitseg.scoring import SavedModel, load_model, save_model, score_visits
 from visitseg.spark import StageLog
-from visitseg.tables import CENTERS, DIAGNOSTICS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, RunRecord, newest_first, runs_frame, write_run_table
+from visitseg.tables import CENTERS, DIAGNOSTICS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, newest_first, runs_frame, write_run_table
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,14 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
             result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
             facts.update(rows_out=result.rows, version=result.version)
     return ScoreSummary(saved.run_id, run_id, table.rows, days, result)
+
+
+def incremental_score_job(spark: SparkSession, cfg: Config, model: str, checkpoint: str) -> IncrementalSummary:
+    """Score the complete visits of the input files new to `checkpoint` (see `visitseg.incremental`)."""
+    saved = load_model(model_path(spark, cfg.output.path, model))
+    delta.check_schemas({f"{cfg.output.path}/{SESSION_SCORES}": SESSION_SCORES_SCHEMA})
+    log.info("score --incremental: model of run %s (%d segments), new files of %s, checkpoint %s", saved.run_id, len(saved.segments), cfg.input.path, checkpoint)
+    return score_incrementally(spark, saved.scoring_config(cfg), saved, checkpoint, StageLog(spark))
 
 
 def model_path(spark: SparkSession, output: str, model: str) -> str:

@@ -27,3 +27,11 @@ def read_visits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> 
     if cfg.input.format in VISIT_READERS:
         return VISIT_READERS[cfg.input.format](spark, cfg)
     return visit_features(read_hits(spark, cfg, facts), cfg.run.run_id)
+
+
+# Incremental scoring (`visitseg.incremental`) takes the adapters in parts: the raw rows of a micro-batch
+# come from a stream, and hits held back from earlier batches join the new ones before visits are built.
+RAW_JSON_SCHEMAS = {"ga360": ga360.GA360_JSON_SCHEMA, "ga4": ga4.GA4_JSON_SCHEMA, "events": None}
+HITS_FROM_RAW = {"ga4": ga4.hits_from_raw, "events": events.hits_from_raw}  # raw rows → canonical hits
+CUT_VISITS_AGAIN = {"ga4": ga4.cut_visits_again, "events": events.cut_visits_again}  # hits → the same hits, visits made whole
+VISITS_FROM_RAW = {"ga360": ga360.visits_from_raw}  # formats whose rows are whole visits

@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
     """Canonical hits from a flat event log; fails on null or unparsable timestamps and visitor ids.
     Events of no funnel step are kept as plain hits and counted in `facts` (`unmapped_events`)."""
-    raw = read_raw(spark, cfg.input)
+    return hits_from_raw(read_raw(spark, cfg.input), cfg, facts)
+
+
+def hits_from_raw(raw: DataFrame, cfg: Config, facts: dict | None = None) -> DataFrame:
+    """Canonical hits from log rows already read (by `read_hits`, or a micro-batch of `visitseg.incremental`)."""
     events = mapped_events(raw, cfg.events)
     unmapped = ~F.coalesce(F.col("event").isin(*funnel_values(cfg.events).values()), F.lit(False))
     counts = check_rows(
@@ -148,7 +152,19 @@ def hits_from_events(events: DataFrame, cfg: EventsConfig) -> DataFrame:
         F.when(event == cfg.transaction_value, F.col("transaction_id")).alias("transaction_id"),
         F.when(event == cfg.transaction_value, F.col("revenue")).alias("revenue"),
     )
-    sessions = with_sessions(typed, "user_key", "hit_ts", cfg.session_gap_minutes * 60, tie_breakers=["hit_type", "ecommerce_action", "product_id", "transaction_id"])
+    return sessions_of(typed, cfg)
+
+
+# The hit columns sessions are cut from: a canonical hit table holds them all, so its visits can be cut again.
+TYPED_HITS = ("user_key", "hit_ts", "hit_type", "page_path", "ecommerce_action", "product_id", "transaction_id", "revenue")
+
+
+def sessions_of(typed: DataFrame, cfg: EventsConfig) -> DataFrame:
+    """Canonical hits, with visits cut by the inactivity gap, from the TYPED_HITS columns."""
+    sessions = with_sessions(
+        typed.select(*TYPED_HITS), "user_key", "hit_ts", cfg.session_gap_minutes * 60,
+        tie_breakers=["hit_type", "ecommerce_action", "product_id", "transaction_id"],
+    )
     return to_hit_table(
         sessions.select(
             "*",
@@ -158,3 +174,9 @@ def hits_from_events(events: DataFrame, cfg: EventsConfig) -> DataFrame:
             F.lit(None).alias("session_engaged"),
         )
     )
+
+
+def cut_visits_again(hits: DataFrame, cfg: Config) -> DataFrame:
+    """Visits cut anew from canonical hits: where hits of a visit arrived in several pieces (incremental
+    scoring), the held-back ones and the new ones are one user stream again."""
+    return sessions_of(hits, cfg.events)

@@ -60,6 +60,30 @@ def read_raw(spark: SparkSession, cfg: InputConfig, json_schema: T.StructType | 
         return _read(spark, cfg, file_format, json_schema)
 
 
+def read_stream(spark: SparkSession, cfg: InputConfig, json_schema: T.StructType | None = None) -> DataFrame:
+    """A streaming read of the folder `cfg.path` (Spark's file source, which remembers the files it has
+    read in the query's checkpoint). A stream needs its schema up front: it is the schema a batch read of
+    the files there now gets, so both see the same columns."""
+    if "://" not in cfg.path and not os.path.isdir(cfg.path):
+        raise ConfigError(f"--incremental: input {cfg.path!r} is not a folder; incremental scoring watches a folder that new files arrive in")
+    file_format = cfg.file_format if cfg.file_format != "auto" else detect_file_format(cfg.path)
+    if file_format not in ("parquet", "json", "csv", "avro"):
+        raise ConfigError(f"--incremental: input.file_format {file_format!r} is no file format; incremental scoring reads files as they arrive")
+    schema = read_raw(spark, cfg, json_schema).schema
+    reader = spark.readStream.schema(schema).format(file_format).option("maxFileAge", NEVER_TOO_OLD)
+    if file_format == "json":
+        reader = reader.option("mode", "FAILFAST")
+    if file_format == "csv":
+        reader = reader.option("header", True)
+    return reader.load(cfg.path)
+
+
+# The file source skips files older than `maxFileAge` (7 days by default) relative to the newest file it
+# has seen, after the first batch: a day re-exported or copied late, with an old modification time, would
+# then be silently missed.
+NEVER_TOO_OLD = "36500d"
+
+
 def check_same_columns(path: str) -> None:
     """Every Parquet file of a local input has the same top-level columns. Spark takes the schema from
     one file, so a day whose export lacks a column would either fail without naming the file or read as

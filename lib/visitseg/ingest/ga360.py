@@ -107,7 +107,16 @@ def read_visits(spark: SparkSession, cfg: Config) -> DataFrame:
 
 
 def read_sessions(spark: SparkSession, cfg: Config) -> DataFrame:
-    raw = read_raw(spark, cfg.input, GA360_JSON_SCHEMA)
+    return sessions_from_raw(read_raw(spark, cfg.input, GA360_JSON_SCHEMA), cfg)
+
+
+def visits_from_raw(raw: DataFrame, cfg: Config) -> DataFrame:
+    """Visit rows of export rows already read (a micro-batch of `visitseg.incremental`): a GA360 daily
+    table holds sessions GA has closed, so each row is a whole visit as it arrives."""
+    return visits_from_sessions(sessions_from_raw(raw, cfg), cfg.run.run_id)
+
+
+def sessions_from_raw(raw: DataFrame, cfg: Config) -> DataFrame:
     require_columns(raw, {**REQUIRED, **(TOTALS if "totals" in raw.columns else {})}, "ga360 input")
     if "totals" not in raw.columns:
         raw = raw.withColumn("totals", F.lit(None).cast(GA360_JSON_SCHEMA["totals"].dataType))

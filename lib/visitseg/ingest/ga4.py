@@ -27,6 +27,7 @@ from visitseg.schemas import (
     ADD_TO_CART,
     CHECKOUT,
     EVENT,
+    HIT_SCHEMA,
     PAGE,
     PRODUCT_VIEW,
     PURCHASE,
@@ -91,7 +92,11 @@ def event_param(name: str, field: str) -> Column:
 
 def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
     """Canonical hits from a GA4 export. Every row is a hit: none is ignored, so `facts` gets nothing."""
-    raw = read_raw(spark, cfg.input, GA4_JSON_SCHEMA)
+    return hits_from_raw(read_raw(spark, cfg.input, GA4_JSON_SCHEMA), cfg, facts)
+
+
+def hits_from_raw(raw: DataFrame, cfg: Config, facts: dict | None = None) -> DataFrame:
+    """Canonical hits from export rows already read (by `read_hits`, or a micro-batch of `visitseg.incremental`)."""
     require_columns(raw, REQUIRED, "ga4 input")
     return hits_from_events(raw.filter(in_yyyymmdd_window(F.col("event_date"), cfg.input)))
 
@@ -126,6 +131,17 @@ def hits_from_events(events: DataFrame) -> DataFrame:
             "session_engaged"
         ),
     )
-    # GA4 has no hit number; number events within the visit by time (event name breaks ties deterministically).
-    order = Window.partitionBy("visit_key").orderBy("hit_ts", "event_name", "page_path", "product_id")
+    return number_hits(hits)
+
+
+def number_hits(hits: DataFrame, cfg: Config | None = None) -> DataFrame:
+    """GA4 has no hit number: number events within the visit by time, ties broken by every other hit
+    column, so only hits equal in all of them can swap numbers, which changes nothing downstream. Those
+    are canonical columns only: the hits of a visit that arrived in pieces (incremental scoring) are
+    numbered again, the same way. `cfg` is unused; every adapter's `cut_visits_again` takes it."""
+    ties = [f.name for f in HIT_SCHEMA.fields if f.name not in ("visit_key", "hit_ts", "hit_number")]
+    order = Window.partitionBy("visit_key").orderBy("hit_ts", *[F.col(c).asc_nulls_first() for c in ties])
     return to_hit_table(hits.withColumn("hit_number", F.row_number().over(order)))
+
+
+cut_visits_again = number_hits  # a GA4 visit is its ga_session_id: the visits stay, their hits are numbered anew

@@ -1,0 +1,211 @@
+"""Incremental scoring: `visitseg score --incremental --checkpoint PATH`.
+
+Each invocation scores the input files that no earlier invocation of the same checkpoint has read, then
+stops: Spark Structured Streaming's file source over the input folder with `Trigger.AvailableNow`, whose
+offset log in the checkpoint remembers which files were read. A scheduler runs it daily (or hourly).
+
+Only complete visits are scored. A visit is complete once the input has moved past it:
+  * its last hit is at least `events.session_gap_minutes` (the inactivity gap, 30 minutes by default)
+    before the newest hit read so far, and
+  * its last hit's day is before the newest hit's day: a later day's hits have arrived, so its day's
+    files have (a GA4 session that crosses midnight goes on in the next day's file).
+The hits of every other visit wait in the Delta table `CHECKPOINT/pending` and join the next batch's hits;
+the visits are then made whole again (GA4 hits are numbered anew, flat-log visits cut anew by the gap),
+so a visit scored incrementally is built exactly as a batch `score` builds it. GA360 rows are sessions GA
+has closed: each is scored as it arrives. A visit this model has scored already (a file delivered again,
+or late hits of a finished GA4 visit) is not scored twice: it is skipped and counted in the log.
+
+Exactly once. A micro-batch commits to two Delta tables, in this order: `session_scores` (the batch's
+complete visits, appended) and `CHECKPOINT/pending` (replaced by the hits still waiting). Both commits
+carry Delta's idempotent-writer transaction id: the app id of this checkpoint (made once, kept in
+`CHECKPOINT/visitseg_stream.json`) and the batch id as its version. After a crash Spark replays the
+unfinished batch with the same files (its offset log), the pending hits read are those before the batch
+(its pending commit is the last one), and a table that already holds the batch's transaction is not
+written again: every visit lands once. A rerun with no new files runs no batch and commits nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from visitseg import delta
+from visitseg.config import Config
+from visitseg.errors import ConfigError
+from visitseg.ingest import CUT_VISITS_AGAIN, HITS_FROM_RAW, RAW_JSON_SCHEMAS, VISITS_FROM_RAW
+from visitseg.ingest.files import input_errors, read_stream
+from visitseg.runlock import run_lock
+from visitseg.schemas import HIT_SCHEMA
+from visitseg.scoring import SavedModel, score_visits
+from visitseg.spark import StageLog, persisted
+from visitseg.tables import SESSION_SCORES
+from visitseg.visits import validate_visits, visit_features
+
+log = logging.getLogger(__name__)
+
+STREAM_FILE = "visitseg_stream.json"  # the checkpoint's identity: its app id, model, input and output
+PENDING = "pending"  # CHECKPOINT/pending: hits of visits that may go on, partitioned by the stream's app id
+STREAM_COLUMN = "stream"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: int
+    files_rows: int  # raw rows the batch read (hits; sessions for GA360)
+    scored: int  # visits appended to session_scores (0 when the batch had been committed already)
+    waiting_hits: int  # hits held back for the next batch
+    skipped_visits: int  # visits this model had scored already
+    replayed: bool  # its scores had been committed before a crash: only the pending hits were written
+
+
+@dataclass(frozen=True)
+class IncrementalSummary:
+    model_run_id: str
+    score_run_id: str
+    checkpoint: str
+    batches: list[BatchResult]
+    scores_path: str
+
+
+def score_incrementally(spark: SparkSession, cfg: Config, saved: SavedModel, checkpoint: str, stages: StageLog) -> IncrementalSummary:
+    """Score the visits of the input files new to `checkpoint` with `saved` into `session_scores`.
+    `cfg` is the scoring configuration (the training run's feature settings, `SavedModel.scoring_config`)."""
+    scores_path = f"{cfg.output.path}/{SESSION_SCORES}"
+    writer = delta.choose_writer(spark, cfg.output.delta_writer)
+    checkpoint = checkpoint.rstrip("/")
+    batches: list[BatchResult] = []
+    failures: list[BaseException] = []
+    with run_lock(checkpoint, "incremental"):
+        app_id = stream_app_id(checkpoint, cfg, saved)
+        stream = read_stream(spark, cfg.input, RAW_JSON_SCHEMAS[cfg.input.format])
+        batch = _Batch(spark, cfg, saved, writer, app_id, scores_path, f"{checkpoint}/{PENDING}", stages)
+
+        def on_batch(raw: DataFrame, batch_id: int) -> None:
+            try:
+                batches.append(batch(raw, batch_id))
+            except BaseException as exc:  # Spark wraps it in a StreamingQueryException; keep ours to raise
+                failures.append(exc)
+                raise
+
+        query = (
+            stream.writeStream.foreachBatch(on_batch)
+            .trigger(availableNow=True)
+            .option("checkpointLocation", f"{checkpoint}/stream")
+            .queryName(f"visitseg-score-{saved.run_id}")
+            .start()
+        )
+        try:
+            query.awaitTermination()
+        except Exception:
+            if failures:
+                raise failures[0] from None
+            raise
+    if not batches:
+        log.info("score --incremental: no new files in %s since the last run; nothing committed", cfg.input.path)
+    return IncrementalSummary(saved.run_id, cfg.run.run_id, checkpoint, batches, scores_path)
+
+
+def stream_app_id(checkpoint: str, cfg: Config, saved: SavedModel) -> str:
+    """The checkpoint's app id, made at its first run. A checkpoint belongs to one model, input and output:
+    reusing it for another would skip files the other never scored, so that is refused."""
+    identity = {"model_run_id": saved.run_id, "input": cfg.input.path, "input_format": cfg.input.format, "output": cfg.output.path}
+    path = os.path.join(checkpoint, STREAM_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = json.load(f)
+        differs = {k: (kept.get(k), v) for k, v in identity.items() if kept.get(k) != v}
+        if differs:
+            detail = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in differs.items())
+            raise ConfigError(f"--checkpoint {checkpoint}: belongs to another stream ({detail}). Give each model, input and output its own checkpoint")
+        return kept["app_id"]
+    app_id = f"visitseg-{uuid.uuid4().hex}"
+    os.makedirs(checkpoint, exist_ok=True)
+    with open(f"{path}.tmp", "w") as f:
+        json.dump({"app_id": app_id, **identity}, f, indent=2)
+    os.replace(f"{path}.tmp", path)  # whole or absent, even if killed while writing
+    return app_id
+
+
+def complete_visits(hits: DataFrame, gap_seconds: float) -> DataFrame:
+    """The visit keys of `hits` whose visits are complete (the rule in this module's docstring)."""
+    newest = hits.agg(F.max("hit_ts").alias("_newest_ts"), F.max("visit_date").alias("_newest_day"))
+    last = hits.groupBy("visit_key").agg(F.max("hit_ts").alias("_last_ts"), F.max("visit_date").alias("_last_day"))
+    gap_micros = int(round(gap_seconds * 1_000_000))
+    done = (F.unix_micros("_last_ts") + F.lit(gap_micros) <= F.unix_micros("_newest_ts")) & (F.col("_last_day") < F.col("_newest_day"))
+    return last.crossJoin(newest).filter(done).select("visit_key")
+
+
+class _Batch:
+    """One micro-batch: raw rows → (pending + new hits →) visits → scores → the two commits."""
+
+    def __init__(self, spark: SparkSession, cfg: Config, saved: SavedModel, writer: str, app_id: str, scores_path: str, pending_path: str, stages: StageLog):
+        self.spark, self.cfg, self.saved, self.writer = spark, cfg, saved, writer
+        self.app_id, self.scores_path, self.pending_path, self.stages = app_id, scores_path, pending_path, stages
+        self.by_hits = cfg.input.format in HITS_FROM_RAW
+
+    def __call__(self, raw: DataFrame, batch_id: int) -> BatchResult:
+        txn = delta.Txn(self.app_id, batch_id)
+        scores_done = _holds(self.scores_path, txn)
+        pending_done = not self.by_hits or _holds(self.pending_path, txn)
+        if scores_done and pending_done:
+            log.info("score --incremental: batch %d was committed before a crash; not written again", batch_id)
+            return BatchResult(batch_id, 0, 0, 0, 0, True)
+        with self.stages(f"incremental batch {batch_id}") as facts, persisted(raw, StorageLevel.DISK_ONLY) as raw:
+            with input_errors(self.cfg.input.path):
+                facts["rows_in"] = raw.count()
+            if self.by_hits:
+                with persisted(self._hits(raw, facts), StorageLevel.DISK_ONLY) as hits:
+                    done = complete_visits(hits, self.cfg.events.session_gap_minutes * 60)
+                    visits = visit_features(hits.join(done, "visit_key", "left_semi"), self.cfg.run.run_id)
+                    scored, skipped = (0, 0) if scores_done else self._score(visits, txn)
+                    waiting = hits.join(done, "visit_key", "left_anti").withColumn(STREAM_COLUMN, F.lit(self.app_id))
+                    held = delta.replace_partition(self.spark, waiting, self.pending_path, {STREAM_COLUMN: self.app_id}, self.writer, txn).rows
+            else:
+                scored, skipped = self._score(VISITS_FROM_RAW[self.cfg.input.format](raw, self.cfg), txn)
+                held = 0
+            facts.update(rows_out=scored, waiting_hits=held, skipped_visits=skipped)
+        return BatchResult(batch_id, facts["rows_in"], scored, held, skipped, scores_done)
+
+    def _hits(self, raw: DataFrame, facts: dict) -> DataFrame:
+        """The batch's hits joined by the hits held back from earlier batches, visits made whole again."""
+        fmt = self.cfg.input.format
+        new = HITS_FROM_RAW[fmt](raw, self.cfg, facts)
+        if delta.is_table(self.pending_path):
+            held = delta.read_table(self.spark, self.pending_path).filter(F.col(STREAM_COLUMN) == self.app_id).select(*HIT_SCHEMA.names)
+            new = held.unionByName(new)
+        return CUT_VISITS_AGAIN[fmt](new, self.cfg)
+
+    def _score(self, visits: DataFrame, txn: delta.Txn) -> tuple[int, int]:
+        """Append the scores of `visits` not scored by this model before; (visits scored, visits skipped)."""
+        with persisted(visits, StorageLevel.DISK_ONLY) as visits:
+            counts = validate_visits(visits)
+            if counts["rows"] == 0:
+                return 0, 0
+            days = sorted(str(r[0]) for r in visits.select("visit_date").distinct().collect())  # one row per day
+            fresh = visits
+            if delta.is_table(self.scores_path):
+                scored_before = (
+                    delta.read_table(self.spark, self.scores_path)
+                    .filter((F.col("model_run_id") == self.saved.run_id) & F.col("visit_date").isin(days))
+                    .select("visit_key")
+                )
+                fresh = visits.join(scored_before, "visit_key", "left_anti")
+            scores = score_visits(fresh, self.saved, self.cfg.run.run_id)
+            result = delta.append(self.spark, scores, self.scores_path, {"model_run_id": self.saved.run_id, "visit_date": days}, self.writer, txn)
+        skipped = counts["rows"] - result.rows
+        if skipped:
+            log.warning("score --incremental: %d visits of batch %d were scored by model %s before (a file delivered again, or late "
+                        "hits of a finished visit); not scored twice", skipped, txn.version, self.saved.run_id)
+        return result.rows, skipped
+
+
+def _holds(path: str, txn: delta.Txn) -> bool:
+    done = delta.committed_version(path, txn.app_id)
+    return done is not None and done >= txn.version
