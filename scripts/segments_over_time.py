@@ -1,17 +1,18 @@
-"""The daily loop on the shared real GA4 week: train on the first three days, score each later day with
-that model (no refit), then retrain on the later days and show the lineage of the segment ids.
+"""The daily loop on the shared real GA4 week: train on the first three days, score the later days with
+that model as their files arrive, one a day (`score --incremental`, no refit), then retrain on the later
+days and show the lineage of the segment ids.
 
     python scripts/segments_over_time.py [--real ../shared/data/real] [--output out/over-time] [--set model.k_max=8 ...]
 
-Prints what the README's "Segments over time" section quotes: the training run's segments, each scored
-day's segment mix, and the retrain's `cluster_lineage` rows. One Spark session; each step is the
+Prints what the README's "Segments over time" section quotes: the training run's segments, what each
+daily incremental run scored and held back, the scored days' segment mix (checked against a batch
+`score` of the same visits), and the retrain's `cluster_lineage` rows. One Spark session; each step is the
 `visitseg` command a scheduler would run (in process).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import shutil
 from pathlib import Path
@@ -52,10 +53,13 @@ def main() -> int:
     print(f"## 1. train on {TRAIN[0]} to {TRAIN[1]} (exclusive)\n")
     assert visitseg(["run", *common, "--set", "run.run_id=train", *window(*TRAIN)]) == 0
 
+    incoming, checkpoint = out / "incoming", out / "checkpoints"
+    incoming.mkdir()
     for day in SCORE_DAYS:
-        end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
-        print(f"\n## 2. score {day} with the model of run train\n")
-        assert visitseg(["score", "--model", "latest", *common, "--set", f"run.run_id=score-{day}", *window(day, end)]) == 0
+        print(f"\n## 2. the file of {day} arrives: score --incremental with the model of run train\n")
+        shutil.copy(Path(week) / f"events_{day.replace('-', '')}.parquet", incoming)
+        daily = ["--input-format", "ga4", "--input", str(incoming), "--output", str(out), *sets]
+        assert visitseg(["score", "--model", "latest", *daily, "--incremental", "--checkpoint", str(checkpoint), "--set", f"run.run_id=score-{day}"]) == 0
 
     scores = table(out / "session_scores")
     mix = scores.groupby(["visit_date", "segment"]).size().unstack(fill_value=0)
@@ -63,6 +67,15 @@ def main() -> int:
     print(mix.to_string())
     print("\nshares:\n")
     print((mix.div(mix.sum(axis=1), axis=0) * 100).round(1).to_string())
+    print(f"\nhits held back in {checkpoint}/train/pending: {len(table(checkpoint / 'train' / 'pending')):,}")
+
+    batch = out.parent / f"{out.name}-batch"
+    shutil.rmtree(batch, ignore_errors=True)
+    assert visitseg(["score", "--model", str(out / "models" / "train"), "--input-format", "ga4", "--input", str(incoming),
+                     "--output", str(batch), "--set", "run.run_id=batch", *sets]) == 0
+    same = scores.merge(table(batch / "session_scores"), on="visit_key", suffixes=("", "_batch"))
+    agree = (same.cluster_id == same.cluster_id_batch) & ((same.distance_to_centroid - same.distance_to_centroid_batch).abs() < 1e-9)
+    print(f"incremental vs one batch score of the same files: {len(same):,} of {len(scores):,} visits found, {agree.sum():,} with the same cluster and distance")
 
     print(f"\n## 3. retrain on {RETRAIN[0]} to {RETRAIN[1]} (exclusive): lineage against run train\n")
     assert visitseg(["run", *common, "--set", "run.run_id=retrain", *window(*RETRAIN)]) == 0

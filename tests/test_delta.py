@@ -197,3 +197,26 @@ def test_native_writer_replaces_partition(spark, tmp_path):
     assert (first.writer, first.version, second.version) == ("native", 0, 1)
     assert delta.read_table(spark, path).count() == 2
     assert DeltaTable(path).to_pyarrow_table().num_rows == 2
+
+
+@pytest.mark.parametrize("writer", ["deltalake", "native"])
+def test_a_transaction_id_makes_a_replayed_write_a_no_op(spark, tmp_path, writer):
+    """Incremental scoring's exactly-once: appends and replaces tagged (app id, version) land once each."""
+    if writer == "native" and not session_has_delta(spark):
+        pytest.skip(f"Spark's Delta source is not on this Spark {spark.version}'s classpath; see test_native_writer_replaces_partition")
+    path = str(tmp_path / "t")
+    first, second = spark.createDataFrame(rows("r1", 3), SCHEMA), spark.createDataFrame(rows("r1", 2, offset=10), SCHEMA)
+
+    assert delta.committed_version(path, "app") is None
+    assert delta.append(spark, first, path, {"run_id": "r1"}, writer, delta.Txn("app", 0)).rows == 4
+    replayed = delta.append(spark, first, path, {"run_id": "r1"}, writer, delta.Txn("app", 0))
+    assert (replayed.version, replayed.rows) == (0, 0)
+    assert delta.append(spark, second, path, {"run_id": "r1"}, writer, delta.Txn("app", 1)).version == 1
+    assert delta.append(spark, second, path, {"run_id": "r1"}, writer, delta.Txn("other-app", 0)).version == 2
+    assert delta.committed_version(path, "app") == 1 and delta.committed_version(path, "other-app") == 0
+    assert [(a["txn"]["appId"], a["txn"]["version"]) for a in log_actions(path, 1) if "txn" in a] == [("app", 1)]
+    assert DeltaTable(path).to_pyarrow_table().num_rows == 4 + 3 + 3
+
+    assert delta.replace_partition(spark, first, path, {"run_id": "r1"}, writer, delta.Txn("app", 1)).rows == 0  # an old version: skipped
+    assert delta.replace_partition(spark, first, path, {"run_id": "r1"}, writer, delta.Txn("app", 2)).version == 3
+    assert DeltaTable(path).to_pyarrow_table().num_rows == 4

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -33,17 +36,17 @@ SCORE_COLUMNS = ["visit_key", "user_key", "visit_date", "cluster_id", "segment",
 def day_files(spark, root: Path, input_format: str) -> Path:
     """A planted sample split into one file per day, as exports arrive."""
     raw, days = root / "raw", root / "days"
-    if input_format == "ga4":
+    days.mkdir()
+    if input_format == "ga4":  # Arrow, not pandas: pandas would turn the nested integers with nulls into floats
         sample_data.write_sample(spark, "ga4", str(raw), N_VISITS, days=DAYS, seed=11, file_format="parquet")
-        hits = pd.concat([pd.read_parquet(f) for f in sorted(raw.glob("*.parquet"))], ignore_index=True)
-        day_of, write = hits.event_date, lambda part, path: part.to_parquet(f"{path}.parquet", index=False)
+        hits = pa.concat_tables([pq.read_table(f) for f in sorted(raw.glob("*.parquet"))])
+        for day in sorted(set(hits.column("event_date").to_pylist())):
+            pq.write_table(hits.filter(pc.equal(hits["event_date"], day)), days / f"events_{day}.parquet")
     else:
         sample_data.write_sample(spark, "events", str(raw), N_VISITS, days=DAYS, seed=11, file_format="csv")
-        hits = pd.concat([pd.read_csv(f) for f in sorted(raw.glob("*.csv"))], ignore_index=True)
-        day_of, write = pd.to_datetime(hits.timestamp, unit="ms").dt.strftime("%Y%m%d"), lambda part, path: part.to_csv(f"{path}.csv", index=False)
-    days.mkdir()
-    for day, part in hits.groupby(day_of):
-        write(part, days / f"events_{day}")
+        hits = pd.concat([pd.read_csv(f, dtype=str) for f in sorted(raw.glob("*.csv"))], ignore_index=True)
+        for day, part in hits.groupby(pd.to_datetime(hits.timestamp.astype("int64"), unit="ms").dt.strftime("%Y%m%d")):
+            part.to_csv(days / f"events_{day}.csv", index=False)
     return days
 
 
@@ -100,7 +103,7 @@ def assert_scored_once_as_in_batch(root: Path, name: str, files: list[Path], inp
     scores = table(root / name / "out" / "session_scores")
     assert scores.visit_key.is_unique
     assert set(scores.visit_key) == set(visits.visit_key[visits.complete])
-    held = table(root / name / "checkpoint" / "pending")
+    held = table(root / name / "checkpoint" / "train" / "pending")
     assert len(held) == visits.hits[~visits.complete].sum() and set(held.visit_key) == set(visits.visit_key[~visits.complete])
     both = scores[SCORE_COLUMNS].merge(table(root / "batch" / "session_scores")[SCORE_COLUMNS], on="visit_key", suffixes=("", "_batch"), validate="one_to_one")
     assert len(both) == len(scores)
@@ -130,9 +133,9 @@ def test_three_batches_score_what_one_batch_and_a_batch_score_do(sample):
     assert set(one.visit_key) == set(three.visit_key) and len(one) == len(three)
 
     # Nothing new: no batch runs, so neither table gets a commit.
-    before = version(root / "three" / "out" / "session_scores"), version(root / "three" / "checkpoint" / "pending")
+    before = version(root / "three" / "out" / "session_scores"), version(root / "three" / "checkpoint" / "train" / "pending")
     assert main(score_incrementally(input_format, root, incoming, "three", "again")) == 0
-    assert (version(root / "three" / "out" / "session_scores"), version(root / "three" / "checkpoint" / "pending")) == before
+    assert (version(root / "three" / "out" / "session_scores"), version(root / "three" / "checkpoint" / "train" / "pending")) == before
 
 
 def test_a_checkpoint_belongs_to_one_stream(sample, tmp_path, capsys):
@@ -189,5 +192,5 @@ def test_a_kill_at_any_moment_then_a_rerun_scores_every_visit_once(sample, tmp_p
         replays += "a replay" in (tmp_path / f"r{n}.log").read_text()
         assert_scored_once_as_in_batch(root, "killed", sorted(incoming.iterdir()), input_format)
     print(f"kill trials: {len(KILL_FRACTIONS)} over a {seconds:.0f} s run; reruns that found the batch's scores committed: {replays}")
-    stream = json.loads((root / "killed" / "checkpoint" / "visitseg_stream.json").read_text())
+    stream = json.loads((root / "killed" / "checkpoint" / "train" / "visitseg_stream.json").read_text())
     assert DeltaTable(str(root / "killed" / "out" / "session_scores")).transaction_version(stream["app_id"]) is not None

@@ -9,16 +9,20 @@ Only complete visits are scored. A visit is complete once the input has moved pa
     before the newest hit read so far, and
   * its last hit's day is before the newest hit's day: a later day's hits have arrived, so its day's
     files have (a GA4 session that crosses midnight goes on in the next day's file).
-The hits of every other visit wait in the Delta table `CHECKPOINT/pending` and join the next batch's hits;
+The hits of every other visit wait in the Delta table `CHECKPOINT/<model>/pending` and join the next batch's hits;
 the visits are then made whole again (GA4 hits are numbered anew, flat-log visits cut anew by the gap),
 so a visit scored incrementally is built exactly as a batch `score` builds it. GA360 rows are sessions GA
 has closed: each is scored as it arrives. A visit this model has scored already (a file delivered again,
 or late hits of a finished GA4 visit) is not scored twice: it is skipped and counted in the log.
 
+Each model has its own stream, `CHECKPOINT/<model run id>`: `--model latest` with one checkpoint folder
+keeps working across retrains, the new model's first run scoring every file of the input (bound it with
+`input.date_from`).
+
 Exactly once. A micro-batch commits to two Delta tables, in this order: `session_scores` (the batch's
-complete visits, appended) and `CHECKPOINT/pending` (replaced by the hits still waiting). Both commits
+complete visits, appended) and `CHECKPOINT/<model>/pending` (replaced by the hits still waiting). Both commits
 carry Delta's idempotent-writer transaction id: the app id of this checkpoint (made once, kept in
-`CHECKPOINT/visitseg_stream.json`) and the batch id as its version. After a crash Spark replays the
+`visitseg_stream.json` beside it) and the batch id as its version. After a crash Spark replays the
 unfinished batch with the same files (its offset log), the pending hits read are those before the batch
 (its pending commit is the last one), and a table that already holds the batch's transaction is not
 written again: every visit lands once. A rerun with no new files runs no batch and commits nothing.
@@ -28,10 +32,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 
+import pyarrow.fs as pafs
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -79,12 +83,12 @@ def score_incrementally(spark: SparkSession, cfg: Config, saved: SavedModel, che
     `cfg` is the scoring configuration (the training run's feature settings, `SavedModel.scoring_config`)."""
     scores_path = f"{cfg.output.path}/{SESSION_SCORES}"
     writer = delta.choose_writer(spark, cfg.output.delta_writer)
-    checkpoint = checkpoint.rstrip("/")
+    checkpoint = f"{checkpoint.rstrip('/')}/{saved.run_id}"  # each model its own stream: a retrain's reads every file once
     batches: list[BatchResult] = []
     failures: list[BaseException] = []
+    stream = read_stream(spark, cfg.input, RAW_JSON_SCHEMAS[cfg.input.format])  # checks the input first
     with run_lock(checkpoint, "incremental"):
         app_id = stream_app_id(checkpoint, cfg, saved)
-        stream = read_stream(spark, cfg.input, RAW_JSON_SCHEMAS[cfg.input.format])
         batch = _Batch(spark, cfg, saved, writer, app_id, scores_path, f"{checkpoint}/{PENDING}", stages)
 
         def on_batch(raw: DataFrame, batch_id: int) -> None:
@@ -113,23 +117,24 @@ def score_incrementally(spark: SparkSession, cfg: Config, saved: SavedModel, che
 
 
 def stream_app_id(checkpoint: str, cfg: Config, saved: SavedModel) -> str:
-    """The checkpoint's app id, made at its first run. A checkpoint belongs to one model, input and output:
-    reusing it for another would skip files the other never scored, so that is refused."""
+    """The stream's app id, made at its first run. A stream belongs to one input and output: reusing its
+    checkpoint for another would skip files the other never scored, so that is refused."""
     identity = {"model_run_id": saved.run_id, "input": cfg.input.path, "input_format": cfg.input.format, "output": cfg.output.path}
-    path = os.path.join(checkpoint, STREAM_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            kept = json.load(f)
+    fs, root = pafs.FileSystem.from_uri(delta.table_uri(checkpoint))
+    path = f"{root}/{STREAM_FILE}"
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        with fs.open_input_stream(path) as f:
+            kept = json.loads(f.read())
         differs = {k: (kept.get(k), v) for k, v in identity.items() if kept.get(k) != v}
         if differs:
             detail = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in differs.items())
-            raise ConfigError(f"--checkpoint {checkpoint}: belongs to another stream ({detail}). Give each model, input and output its own checkpoint")
+            raise ConfigError(f"--checkpoint {checkpoint}: belongs to another stream ({detail}). Give each input and output its own checkpoint")
         return kept["app_id"]
     app_id = f"visitseg-{uuid.uuid4().hex}"
-    os.makedirs(checkpoint, exist_ok=True)
-    with open(f"{path}.tmp", "w") as f:
-        json.dump({"app_id": app_id, **identity}, f, indent=2)
-    os.replace(f"{path}.tmp", path)  # whole or absent, even if killed while writing
+    fs.create_dir(root)
+    with fs.open_output_stream(f"{path}.tmp") as f:
+        f.write(json.dumps({"app_id": app_id, **identity}, indent=2).encode())
+    fs.move(f"{path}.tmp", path)  # whole or absent, even if killed while writing
     return app_id
 
 
@@ -185,9 +190,9 @@ class _Batch:
     def _score(self, visits: DataFrame, txn: delta.Txn) -> tuple[int, int]:
         """Append the scores of `visits` not scored by this model before; (visits scored, visits skipped)."""
         with persisted(visits, StorageLevel.DISK_ONLY) as visits:
-            counts = validate_visits(visits)
-            if counts["rows"] == 0:
+            if visits.isEmpty():  # every visit still waiting (one day has arrived so far): nothing to commit
                 return 0, 0
+            counts = validate_visits(visits)
             days = sorted(str(r[0]) for r in visits.select("visit_date").distinct().collect())  # one row per day
             fresh = visits
             if delta.is_table(self.scores_path):
