@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from deltalake import DeltaTable
+from sklearn.metrics import adjusted_rand_score  # the dev extra
 
 from visitseg.cli import main as visitseg
 from visitseg.config import SparkConfig
@@ -86,6 +87,10 @@ def main() -> int:
     lineage["previous_segment"] = [names.get(("train", p)) if p == p else None for p in lineage.previous_cluster_id]
     columns = ["cluster_id", "segment", "previous_cluster_id", "previous_segment", "centroid_shift", "share", "previous_share", "adjusted_rand_index", "shared_visits"]
     print(lineage[columns].round(3).to_string(index=False))
+    labels = table(out / "session_clusters")
+    both = scores.merge(labels[labels.run_id == "retrain"], on="visit_key", suffixes=("", "_retrain"))
+    print(f"\nthe retrain's labels against the old model's scores of the same {len(both):,} visits: the same id for "
+          f"{(both.cluster_id == both.cluster_id_retrain).mean():.1%}, ARI {adjusted_rand_score(both.cluster_id, both.cluster_id_retrain):.3f}")
     spark.stop()
     return 0
 

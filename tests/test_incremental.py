@@ -159,7 +159,7 @@ def test_a_checkpoint_belongs_to_one_stream(sample, tmp_path, capsys):
 
 # --- kill -9 at any moment, then a rerun: every visit scored exactly once ---
 
-KILL_FRACTIONS = (0.35, 0.6, 0.8, 0.95)  # of a whole run's wall time: reading, scoring, between the two commits, stopping
+KILL_FRACTIONS = (0.4, 0.7, 0.9)  # of a whole run's wall time: reading, scoring and committing, stopping
 
 
 def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:

@@ -115,7 +115,9 @@ def score_visits(features: DataFrame, model: SavedModel, score_run_id: str) -> D
     centres = np.array(model.pipeline.stages[-1].clusterCenters())
     ids = [model.segments[raw][0] for raw in range(len(centres))]
     assigned = with_segments(with_nearest_centre(preprocessing.transform(features), centres, ids), model.segments)
+    # One task per day: `session_scores` is partitioned by day, and every task would otherwise write a
+    # file into every day's folder (tasks x days files, each moved and listed in the commit one by one).
     return assigned.select(
         "visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", NEAREST_CENTROIDS,
         F.lit(model.run_id).alias("model_run_id"), F.lit(score_run_id).alias("score_run_id"),
-    )
+    ).repartition("visit_date")
