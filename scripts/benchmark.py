@@ -14,7 +14,8 @@ the run's model_report.json. Medians over --runs repetitions are printed as a ta
 
 Stage groups: read (planning the read, the adapter's eager checks), aggregate (hits → visits,
 validation; includes the scan of the input), preprocess, sweep, final fit (final model, assignment,
-profiles), write (every Delta table, the model and the report).
+profiles), monitoring (feature profiles, drift against the previous repetition, their two tables),
+write (every other Delta table, the model and the report).
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ GROUPS = {
     "preprocess": ("preprocess",),
     "sweep": ("sweep",),
     "final fit": ("final model", "compare methods", "assign and profile"),
+    "monitoring": ("drift", "write feature_profiles", "write drift"),
     "write": ("write", "save model"),
 }
+# Tables a run's drift reads of its reference: each run after the first gets its predecessor's, so it
+# profiles AND compares, as a scheduled run does (the model is not carried over, so lineage stays off).
+REFERENCE_TABLES = ("feature_profiles", "cluster_centers", "runs")
 
 
 def rss_mb(pid: int) -> float:
@@ -121,6 +126,7 @@ def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
         for group, prefixes in GROUPS.items():
             if record["stage"].startswith(prefixes):
                 stages[group] += record["seconds"]
+                break
     return {
         **process,
         "stages": stages,
@@ -203,6 +209,8 @@ def main() -> None:
             out = work / f"out{i}"
             runs.append(run_visitseg(args, out, f"bench{i}"))
             print(f"visitseg run {i + 1}/{args.runs}: {runs[-1]['wall_seconds']:.1f} s", file=sys.stderr)
+            for table in REFERENCE_TABLES:
+                shutil.copytree(out / table, work / f"out{i + 1}" / table)
             shutil.rmtree(out, ignore_errors=True)
             if args.baseline:
                 baselines.append(run_baseline(args))
@@ -247,6 +255,10 @@ def main() -> None:
     print(f"chosen K per run: {summary['chosen_k']}" + (f" (planted: {summary['planted_k']})" if summary["planted_k"] else ""))
     print(f"peak RSS MB: visitseg driver python {v['driver_python_rss_mb_max']:.0f}, JVM {v['jvm_rss_mb_max']:.0f}", end="")
     print(f"; baseline {summary['baseline']['peak_rss_mb_max']:.0f}" if "baseline" in summary else "")
+    compared = runs[1:] or runs
+    monitoring = median([r["stages"]["monitoring"] for r in compared])
+    rest = median([r["wall_seconds"] - r["stages"]["monitoring"] for r in compared])
+    print(f"monitoring (profiles + drift + their writes), runs with a reference: {monitoring:.1f} s = {monitoring / rest:.1%} on top of the rest of the run ({rest:.1f} s)")
     if "ratio_visitseg_over_baseline" in summary:
         print(f"visitseg / baseline wall time: {summary['ratio_visitseg_over_baseline']:.2f}")
     if args.json:

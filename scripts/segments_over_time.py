@@ -6,7 +6,7 @@ days and show the lineage of the segment ids.
 
 Prints what the README's "Segments over time" section quotes: the training run's segments, what each
 daily incremental run scored and held back, the scored days' segment mix (checked against a batch
-`score` of the same visits), and the retrain's `cluster_lineage` rows. One Spark session; each step is the
+`score` of the same visits), and the retrain's `cluster_lineage`, `drift` and `segment_kpis_daily` rows. One Spark session; each step is the
 `visitseg` command a scheduler would run (in process).
 """
 
@@ -87,6 +87,17 @@ def main() -> int:
     lineage["previous_segment"] = [names.get(("train", p)) if p == p else None for p in lineage.previous_cluster_id]
     columns = ["cluster_id", "segment", "previous_cluster_id", "previous_segment", "centroid_shift", "share", "previous_share", "adjusted_rand_index", "shared_visits"]
     print(lineage[columns].round(3).to_string(index=False))
+    rows = table(out / "drift")
+    rows = rows[rows.run_id == "retrain"]
+    features = rows[rows.kind == "feature"].pivot(index="name", columns="metric", values="value")
+    print(f"\ndrift of run retrain against run {rows.reference_run_id.iloc[0]}: {int(rows.drifted.sum())} of {len(rows)} metrics above their thresholds\n")
+    print(features.round(3).to_string())
+    print()
+    print(rows[rows.kind != "feature"][["kind", "name", "metric", "value", "threshold", "drifted"]].round(3).to_string(index=False))
+    kpis = table(out / "segment_kpis_daily")
+    kpis = kpis[kpis.run_id == "retrain"].sort_values(["visit_date", "cluster_id"])
+    print("\nsegment_kpis_daily of run retrain:\n")
+    print(kpis[["visit_date", "cluster_id", "segment", "n_visits", "share", "conversion_rate", "revenue_per_visit", "bounce_rate"]].round(3).to_string(index=False))
     labels = table(out / "session_clusters")
     both = scores.merge(labels[labels.run_id == "retrain"], on="visit_key", suffixes=("", "_retrain"))
     print(f"\nthe retrain's labels against the old model's scores of the same {len(both):,} visits: the same id for "

@@ -18,9 +18,10 @@ from pyspark.sql import SparkSession
 
 from visitseg import __version__, delta, sample_data
 from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
-from visitseg.errors import ConfigError, VisitsegError
+from visitseg.errors import ConfigError, DriftDetected, VisitsegError
 from visitseg.redact import mask_logs
 from visitseg.features import built_features
+from visitseg.drift import Monitoring
 from visitseg.incremental import IncrementalSummary
 from visitseg.pipeline import RunSummary, ScoreSummary, incremental_score_job, run_job, score_job
 from visitseg.report_page import write_report
@@ -33,6 +34,10 @@ log = logging.getLogger("visitseg")
 
 DEMO_VISITS = 3000
 DEMO_DAYS = 14
+
+
+def _fail_on_drift(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fail-on-drift", action="store_true", help="exit with status 3, after writing everything, when a drift metric is above its threshold")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -56,10 +61,12 @@ def make_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the whole job: features, K sweep, final model and every output table")
     _input(run)
     _common(run)
+    _fail_on_drift(run)
     score = commands.add_parser("score", help="score visits with a saved model into DIR/session_scores (no refit)")
     score.add_argument("--model", required=True, metavar="DIR|latest", help="DIR/models/<run_id> of a training run, or `latest`: the newest run's model in --output")
     score.add_argument("--incremental", action="store_true", help="score only the input files no earlier run of --checkpoint has read, complete visits only")
     score.add_argument("--checkpoint", metavar="PATH", help="with --incremental: the folder that remembers the files read and the hits held back")
+    _fail_on_drift(score)
     _input(score)
     _common(score)
     report = commands.add_parser("report", help="draw the report page DIR/reports/<run_id>/report.html of a run from its Delta tables")
@@ -137,6 +144,15 @@ def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace)
 def command_run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
     summary = run_job(spark, cfg)
     print(describe_run(summary))
+    check_drift(summary.monitoring, args, cfg)
+
+
+def check_drift(monitoring: Monitoring, args: argparse.Namespace, cfg: Config) -> None:
+    if args.fail_on_drift and monitoring.drifted:
+        raise DriftDetected(
+            f"--fail-on-drift: {monitoring.summary}. Every table is written (see {cfg.output.path}/drift); "
+            f"thresholds are under [monitor]"
+        )
 
 
 def describe_run(summary: RunSummary) -> str:
@@ -147,6 +163,7 @@ def describe_run(summary: RunSummary) -> str:
         f"run {record.run_id}: {record.n_rows:,} rows, K = {seg.k}",
         f"  why: {seg.reason}",
         *([f"  WARNING: {seg.weak_structure}"] if seg.weak_structure else []),
+        f"  drift: {summary.monitoring.summary}",
         "  segments:",
         f"    {'id':>3}  {'segment':<20} {'size':>9} {'share':>7} {'conversion':>11} {'revenue/visit':>14}",
     ]
@@ -167,9 +184,13 @@ def command_score(spark: SparkSession, cfg: Config, args: argparse.Namespace) ->
     if bool(args.incremental) != bool(args.checkpoint):
         raise ConfigError("score: --incremental and --checkpoint PATH go together (the checkpoint remembers which files were scored)")
     if args.incremental:
+        if args.fail_on_drift:
+            raise ConfigError("score --incremental: --fail-on-drift applies to batch scores (incremental runs write no drift yet)")
         print(describe_incremental(incremental_score_job(spark, cfg, args.model, args.checkpoint)))
     else:
-        print(describe_score(score_job(spark, cfg, args.model)))
+        summary = score_job(spark, cfg, args.model)
+        print(describe_score(summary))
+        check_drift(summary.monitoring, args, cfg)
 
 
 def describe_incremental(summary: IncrementalSummary) -> str:
@@ -191,6 +212,7 @@ def describe_score(summary: ScoreSummary) -> str:
     return (
         f"score {summary.score_run_id}: {summary.visits:,} visits of {len(summary.days)} days ({days}) scored with the model of run "
         f"{summary.model_run_id}\n  session_scores: Delta version {summary.result.version}, {summary.result.rows:,} rows at {summary.result.path}"
+        f"\n  drift: {summary.monitoring.summary}"
     )
 
 

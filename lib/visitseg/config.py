@@ -154,6 +154,18 @@ class NamingConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """Drift thresholds (README: "Drift monitoring"): a metric above its threshold is `drifted`."""
+
+    baseline_run_id: str = ""  # the reference run of `drift`; "" = the previous run
+    psi: float = 0.25  # population stability index of a feature, on the reference's decile bins
+    js_distance: float = 0.1  # Jensen–Shannon distance (base 2) of a feature, same bins
+    share_change: float = 0.05  # a segment's share of the visits, absolute change
+    total_variation: float = 0.1  # the whole segment mix: half the summed absolute share changes
+    conversion_change: float = 0.05  # a segment's conversion rate, absolute change
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     path: str = ""  # usually given as --output
     delta_writer: str = "auto"  # auto | native | deltalake
@@ -179,6 +191,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     naming: NamingConfig = field(default_factory=NamingConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
@@ -355,6 +368,9 @@ def _validate(cfg: Config) -> None:
     _positive("rules.researcher_product_views", cfg.rules.researcher_product_views)
     for name, value in dataclasses.asdict(cfg.naming).items():
         _positive(f"naming.{name}", value)
+    for name, value in dataclasses.asdict(cfg.monitor).items():
+        if name != "baseline_run_id":
+            _positive(f"monitor.{name}", value)
 
 
 def _validate_model(m: ModelConfig) -> None:

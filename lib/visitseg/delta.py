@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
@@ -200,7 +200,7 @@ def _condition(partition: Partition) -> str:
 
 
 def _write_native(df: DataFrame, path: str, partition: Partition, txn: Txn | None, appending: bool) -> WriteResult:
-    write = df.write.format("delta").partitionBy(*partition)
+    write = df.write.format("delta").partitionBy(*partition).option("mergeSchema", "true")  # only new columns get here (`check_schemas`)
     if txn is not None:
         write = write.option("txnAppId", txn.app_id).option("txnVersion", txn.version)
     write = write.mode("append") if appending else write.mode("overwrite").option("replaceWhere", _condition(partition))
@@ -219,7 +219,7 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
     uri = table_uri(path)
     fs, root = pafs.FileSystem.from_uri(uri)
     schema = _delta_schema(df.schema)
-    _check_same_schema(uri, schema)
+    new_columns = _check_same_schema(uri, schema)
     attempt = uuid.uuid4().hex
     staging = f"{root}/{STAGING_DIR}/{attempt}"
     fixed, spread = _fixed(partition), list(_spread(partition))
@@ -256,6 +256,9 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
                     stats=json.dumps({"numRecords": rows}),
                 )
             )
+        if new_columns:
+            log.info("delta: %s gets the new column(s) %s", uri, ", ".join(new_columns))
+            _add_columns(uri, schema, list(partition))
         version = _commit(uri, schema, adds, partition, attempt, txn, appending)
         committed = True
     finally:
@@ -365,18 +368,29 @@ def check_schemas(tables: Mapping[str, T.StructType]) -> None:
         _check_same_schema(table_uri(path), _delta_schema(schema))
 
 
-def _check_same_schema(uri: str, schema: DeltaSchema) -> None:
-    """deltalake would commit files of another schema and silently change the table's; refuse instead."""
+def _check_same_schema(uri: str, schema: DeltaSchema) -> list[str]:
+    """deltalake would commit files of another schema and silently change the table's; refuse instead.
+    One change is allowed: new columns after the table's own (a newer visitseg adds a column to a table,
+    e.g. `runs.drift_summary`); older rows read them as null. Returns the names of those new columns."""
     if not DeltaTable.is_deltatable(uri):
-        return
+        return []
     existing = pa.schema(DeltaTable(uri).schema().to_arrow())
     wanted = pa.schema(schema.to_arrow())
-    if not existing.equals(wanted):
-        raise DeltaTableError(
-            f"{uri}: the data's schema differs from the table's, the table is unchanged. "
-            f"Table: {_describe(existing)}. Data: {_describe(wanted)}. "
-            f"Write to another output folder, or remove the table if it is disposable."
-        )
+    if existing.equals(wanted):
+        return []
+    if len(wanted) > len(existing) and pa.schema(list(wanted)[: len(existing)]).equals(existing):
+        return wanted.names[len(existing):]
+    raise DeltaTableError(
+        f"{uri}: the data's schema differs from the table's, the table is unchanged. "
+        f"Table: {_describe(existing)}. Data: {_describe(wanted)}. "
+        f"Write to another output folder, or remove the table if it is disposable."
+    )
+
+
+def _add_columns(uri: str, schema: DeltaSchema, partition_by: list[str]) -> None:
+    """Give the table the new columns of `schema`, in a commit of its own that adds no data (deltalake's
+    schema merge); Spark's Delta writer does the same through its `mergeSchema` option."""
+    write_deltalake(uri, pa.schema(schema.to_arrow()).empty_table(), mode="append", schema_mode="merge", partition_by=partition_by)
 
 
 def _describe(schema: pa.Schema) -> str:

@@ -38,3 +38,10 @@ class DeltaTableError(VisitsegError):
 
 class RunInProgressError(VisitsegError):
     """Another live process is writing the same run id into the same output: the two would mix their tables."""
+
+
+class DriftDetected(VisitsegError):
+    """`--fail-on-drift`: a drift metric is above its threshold. Raised after every table is written, so a
+    scheduler can alert on the exit status and still read the results."""
+
+    exit_code = 3

@@ -1,11 +1,12 @@
 """The two jobs, as compositions of the same stages.
 
-    run:   read → visits → features → fit (+ lineage) → assign → tables → model → report
+    run:   read → visits → features → fit (+ lineage) → assign → drift → tables → model → report
     score: read → visits → features → saved model   → assign → session_scores
     score --incremental: the same per micro-batch of new files, complete visits only (`incremental`)
 
-`run` writes its tables in this order: features, labels, centres, diagnostics, daily mix and KPIs, then
-the model and the JSON report, and the `runs` row last, so a run listed in `runs` has all its outputs.
+`run` writes its tables in this order: features, labels, centres, diagnostics, daily mix and KPIs, lineage,
+feature profiles and drift, then the model and the JSON report, and the `runs` row last, so a run listed
+in `runs` has all its outputs.
 The report page is drawn from those tables afterwards. Both jobs check every target table's schema before
 the first write and hold the run lock of their run id (`runlock`) while they work.
 """
@@ -23,6 +24,7 @@ from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import Config
+from visitseg.drift import Monitoring, SegmentStats, drift_frame, monitor, reference_run
 from visitseg.errors import ConfigError
 from visitseg.features import built_features
 from visitseg.fit import Segmentation, fit_segments
@@ -34,7 +36,7 @@ from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
 from visitseg.scoring import SavedModel, load_model, save_model, score_visits
 from visitseg.spark import StageLog
-from visitseg.tables import CENTERS, DIAGNOSTICS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, newest_first, runs_frame, write_run_table
+from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, newest_first, runs_frame, write_run_table
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class RunSummary:
     tables: dict[str, str]  # table name → path
     report_path: str  # model_report.json
     page_path: str  # report.html
+    monitoring: Monitoring
 
 
 def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
@@ -56,6 +59,10 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
     out, run_id = cfg.output.path, cfg.run.run_id
     with run_lock(out, run_id), built_features(spark, cfg, stages) as table:
         seg = fit_segments(spark, cfg, table, stages, previous_run(spark, cfg))
+        with stages("drift") as facts:
+            segments = {c["cluster_id"]: SegmentStats(c["segment"], c["share"], c["conversion_rate"]) for c in seg.centres}
+            monitoring = monitor(spark, cfg, table.df, reference_run(spark, cfg), segments)
+            facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
         frames = {
             table.name: table.df,
             GRAINS[cfg.features.grain].labels_table: seg.labels,
@@ -64,6 +71,8 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
             MIX_DAILY: seg.mix,
             KPIS_DAILY: seg.kpis,
             **({LINEAGE: seg.lineage} if seg.lineage is not None else {}),
+            FEATURE_PROFILES: monitoring.profiles,
+            **({DRIFT: drift_frame(spark, monitoring.rows)} if monitoring.rows else {}),
         }
         delta.check_schemas({f"{out}/{name}": df.schema for name, df in frames.items()} | {f"{out}/{RUNS}": RUNS_SCHEMA})
         tables = {name: write_run_table(spark, cfg, stages, name, df).path for name, df in frames.items()}
@@ -83,17 +92,19 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
             "dropped_features": list(seg.dropped_features),
             "model_path": model_path,
             "delta_writer": writer,
+            "drift_summary": monitoring.summary,
         }
         record = run_record(spark, cfg, started_at, facts, stages.records)
         report_path = f"{out}/reports/{run_id}/model_report.json"
         write_json(
             report_path,
             {**dataclasses.asdict(record), "config": cfg.redacted(), "stages": stages.records, "tables": tables,
-             "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres, "method_comparison": seg.comparison},
+             "k_diagnostics": [r.__dict__ for r in seg.results], "clusters": seg.centres, "method_comparison": seg.comparison,
+             "drift": [dict(zip(DRIFT_SCHEMA.names, r)) for r in monitoring.rows]},
         )
         tables[RUNS] = write_run_table(spark, cfg, stages, RUNS, runs_frame(spark, record)).path
         page_path = write_report(spark, out, run_id)  # from the tables just written, like `visitseg report`
-    return RunSummary(record, seg, tables, report_path, page_path)
+    return RunSummary(record, seg, tables, report_path, page_path, monitoring)
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class ScoreSummary:
     visits: int
     days: list[str]
     result: delta.WriteResult
+    monitoring: Monitoring
 
 
 def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
@@ -119,12 +131,21 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
             scores = score_visits(table.df, saved, run_id)
             days = sorted(str(r[0]) for r in table.df.select("visit_date").distinct().collect())  # one row per day
             facts.update(rows_in=table.rows, days=len(days))
+        with stages("drift") as facts:
+            counts = scores.groupBy("cluster_id", "segment").count().collect()  # one row per segment
+            segments = {r["cluster_id"]: SegmentStats(r["segment"], r["count"] / table.rows, None) for r in counts}
+            # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
+            monitoring = monitor(spark, cfg, table.df, cfg.monitor.baseline_run_id or saved.run_id, segments)
+            facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
+        frames = {FEATURE_PROFILES: monitoring.profiles, **({DRIFT: drift_frame(spark, monitoring.rows)} if monitoring.rows else {})}
         path = f"{out}/{SESSION_SCORES}"
-        delta.check_schemas({path: scores.schema})
+        delta.check_schemas({path: scores.schema, **{f"{out}/{name}": df.schema for name, df in frames.items()}})
         with stages(f"write {SESSION_SCORES}") as facts:
             result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
             facts.update(rows_out=result.rows, version=result.version)
-    return ScoreSummary(saved.run_id, run_id, table.rows, days, result)
+        for name, df in frames.items():
+            write_run_table(spark, cfg, stages, name, df)
+    return ScoreSummary(saved.run_id, run_id, table.rows, days, result, monitoring)
 
 
 def incremental_score_job(spark: SparkSession, cfg: Config, model: str, checkpoint: str) -> IncrementalSummary:

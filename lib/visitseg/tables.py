@@ -17,6 +17,8 @@ of another schema before the first table of a job is written.
 | runs | run (last) | `RUNS_SCHEMA`, from `RunRecord` |
 | cluster_lineage | run (a retrain) | `LINEAGE_SCHEMA` |
 | session_scores | score | `SESSION_SCORES_SCHEMA` |
+| feature_profiles | run | `FEATURE_PROFILES_SCHEMA` |
+| drift | run (with a reference run) | `DRIFT_SCHEMA` |
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ MIX_DAILY = "cluster_mix_daily"
 KPIS_DAILY = "segment_kpis_daily"
 SESSION_SCORES = "session_scores"
 LINEAGE = "cluster_lineage"
+FEATURE_PROFILES = "feature_profiles"
+DRIFT = "drift"
 
 # The per-row KPIs of `segment_kpis_daily`: the grain's profile expressions of these names.
 DAILY_KPIS = ("conversion_rate", "revenue_per_visit", "bounce_rate")
@@ -81,6 +85,7 @@ class RunRecord:
     python_version: str
     visitseg_version: str
     packages_json: str
+    drift_summary: str | None  # "N of M metrics drifted against run R: …", or "no reference run"
 
     def as_row(self) -> tuple:
         return dataclasses.astuple(self)
@@ -224,6 +229,34 @@ SESSION_SCORES_SCHEMA = T.StructType(
         T.StructField("nearest_centroids", NEAREST_CENTROIDS),  # every centre, nearest first (BigQuery ML's NEAREST_CENTROIDS_DISTANCE)
         T.StructField("model_run_id", T.StringType()),
         T.StructField("score_run_id", T.StringType()),
+    ]
+)
+
+
+# `feature_profiles` and `drift`: see `drift` for the bins and metrics.
+FEATURE_PROFILES_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType()),
+        T.StructField("feature", T.StringType()),
+        T.StructField("count", T.LongType()),  # non-null values
+        T.StructField("nulls", T.LongType()),
+        T.StructField("mean", T.DoubleType()),
+        T.StructField("quantiles", T.ArrayType(T.DoubleType())),  # at QUANTILES
+        T.StructField("bin_edges", T.ArrayType(T.DoubleType())),  # inner edges, increasing; the outer ones are -inf and +inf
+        T.StructField("bin_counts", T.ArrayType(T.LongType())),  # len(bin_edges) + 1 counts
+    ]
+)
+
+DRIFT_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType()),
+        T.StructField("reference_run_id", T.StringType()),
+        T.StructField("kind", T.StringType()),  # feature | segment_mix | kpi
+        T.StructField("name", T.StringType()),  # the feature, the segment ("<id> <name>"), or "all segments"
+        T.StructField("metric", T.StringType()),  # psi | js_distance | share_change | total_variation | conversion_rate_change
+        T.StructField("value", T.DoubleType()),
+        T.StructField("threshold", T.DoubleType()),
+        T.StructField("drifted", T.BooleanType()),
     ]
 )
 

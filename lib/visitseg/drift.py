@@ -1,0 +1,236 @@
+"""Drift monitoring: feature profiles of every run, and their comparison with a reference run.
+
+`feature_profiles` holds, per run and numeric feature column: count, nulls, mean, quantiles, and the
+run's own bins (inner edges and counts). A later run compares itself with a reference run through these
+rows alone, so the reference's data is never read again.
+
+Binning. A feature's bins are cut at its deciles (approximate percentiles, `percentile_approx`), with
+tied edges merged into one (count features have many ties: half the visits may have 1 page view) and the
+outer edges at -inf and +inf, so every value, however far out, falls into a bin. Bin i holds the values
+in (edge[i-1], edge[i]]; nulls are counted apart (`nulls`), never binned. A run is compared with the
+reference on the REFERENCE's bins: the current values are counted into them in the same pass that
+profiles them.
+
+Metrics, with empty bins smoothed (each bin's count + 0.5, so a bin that one run leaves empty gives a
+large but finite value, not infinity):
+  * PSI, the population stability index: sum over bins of (p - q) * ln(p / q); 0.1 is a moderate shift,
+    0.25 (the default threshold) a large one;
+  * the Jensen–Shannon distance (base 2, in [0, 1]): sqrt of the mean KL divergence of p and q from
+    their average (scipy's `jensenshannon` gives the same);
+  * per segment: the change of its share of the visits, and of its conversion rate; for the whole mix
+    the total-variation distance (half the summed absolute share changes).
+Thresholds are under `[monitor]`; a metric above its threshold is `drifted`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from visitseg import delta
+from visitseg.config import Config, MonitorConfig
+from visitseg.errors import ConfigError
+from visitseg.schemas import RUN_ID
+from visitseg.tables import CENTERS, DRIFT_SCHEMA, FEATURE_PROFILES, FEATURE_PROFILES_SCHEMA, RUNS, newest_first
+
+log = logging.getLogger(__name__)
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)  # what `feature_profiles.quantiles` holds, in this order
+BIN_PROBABILITIES = tuple(round(i / 10, 1) for i in range(1, 10))  # deciles: at most 10 bins
+SMOOTHING = 0.5  # added to every bin's count before comparing
+PERCENTILE_ACCURACY = 10_000  # Spark's default: rank error at most 1/10,000 of the rows
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    feature: str
+    count: int
+    nulls: int
+    mean: float | None
+    quantiles: list[float | None]
+    bin_edges: list[float]
+    bin_counts: list[int]
+
+    def row(self, run_id: str) -> tuple:
+        return (run_id, self.feature, self.count, self.nulls, self.mean, self.quantiles, self.bin_edges, self.bin_counts)
+
+
+def profile_features(df: DataFrame, columns: Sequence[str], reference: Mapping[str, FeatureProfile]) -> tuple[list[FeatureProfile], dict[str, list[int]]]:
+    """The profile of each column, and its counts in the reference's bins (for the columns the reference
+    profiled). Two passes over `df` (keep it persisted): moments and percentiles, then the bin counts."""
+    probabilities = [*QUANTILES, *BIN_PROBABILITIES]
+    first = df.agg(
+        F.count(F.lit(1)).alias("_rows"),
+        *[agg for c in columns for agg in (
+            F.count(c).alias(f"{c}:count"),
+            F.avg(F.col(c).cast("double")).alias(f"{c}:mean"),
+            F.percentile_approx(F.col(c).cast("double"), probabilities, PERCENTILE_ACCURACY).alias(f"{c}:percentiles"),
+        )]
+    ).first()
+    own = {c: merged_edges((first[f"{c}:percentiles"] or [])[len(QUANTILES):]) for c in columns}
+    theirs = {c: reference[c].bin_edges for c in columns if c in reference}
+    counted = df.agg(
+        F.lit(0).alias("_"),
+        *[F.array(*bin_counts(F.col(c), edges)).alias(f"{c}:own") for c, edges in own.items()],
+        *[F.array(*bin_counts(F.col(c), edges)).alias(f"{c}:reference") for c, edges in theirs.items()],
+    ).first()
+    profiles = [
+        FeatureProfile(
+            c, first[f"{c}:count"], first["_rows"] - first[f"{c}:count"], first[f"{c}:mean"],
+            list((first[f"{c}:percentiles"] or [None] * len(probabilities))[: len(QUANTILES)]), own[c], list(counted[f"{c}:own"]),
+        )
+        for c in columns
+    ]
+    return profiles, {c: list(counted[f"{c}:reference"]) for c in theirs}
+
+
+def merged_edges(percentiles: Sequence[float | None]) -> list[float]:
+    """Increasing inner edges from the decile values: ties merged, nulls and non-finite values dropped."""
+    return sorted({float(p) for p in percentiles if p is not None and math.isfinite(p)})
+
+
+def bin_counts(x: Column, edges: Sequence[float]) -> list[Column]:
+    """The number of non-null values in each bin (edge[i-1], edge[i]] of -inf < edges < +inf."""
+    index = sum((F.when(x > F.lit(e), 1).otherwise(0) for e in edges), F.lit(0))
+    return [F.count(F.when(x.isNotNull() & (index == i), 1)) for i in range(len(edges) + 1)]
+
+
+def smoothed(counts: Sequence[int]) -> np.ndarray:
+    c = np.asarray(counts, dtype=float) + SMOOTHING
+    return c / c.sum()
+
+
+def psi(current: Sequence[int], reference: Sequence[int]) -> float:
+    p, q = smoothed(current), smoothed(reference)
+    return float(np.sum((p - q) * np.log(p / q)))
+
+
+def js_distance(current: Sequence[int], reference: Sequence[int]) -> float:
+    p, q = smoothed(current), smoothed(reference)
+    m = (p + q) / 2
+    divergence = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
+    return float(math.sqrt(max(divergence, 0.0)))
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    name: str
+    share: float
+    conversion_rate: float | None
+
+
+def drift_rows(
+    run_id: str,
+    reference_run_id: str,
+    reference: Mapping[str, FeatureProfile],
+    in_reference_bins: Mapping[str, list[int]],
+    segments: Mapping[int, SegmentStats],
+    reference_segments: Mapping[int, SegmentStats],
+    monitor: MonitorConfig,
+) -> list[tuple]:
+    """The `drift` rows (DRIFT_SCHEMA order) of a run against its reference."""
+    rows = []
+
+    def add(kind: str, name: str, metric: str, value: float, threshold: float) -> None:
+        rows.append((run_id, reference_run_id, kind, name, metric, value, threshold, abs(value) > threshold))
+
+    for feature, counts in sorted(in_reference_bins.items()):
+        add("feature", feature, "psi", psi(counts, reference[feature].bin_counts), monitor.psi)
+        add("feature", feature, "js_distance", js_distance(counts, reference[feature].bin_counts), monitor.js_distance)
+    if segments and reference_segments:
+        changes = []
+        for cluster_id in sorted(set(segments) | set(reference_segments)):
+            now, before = segments.get(cluster_id), reference_segments.get(cluster_id)
+            label = f"{cluster_id} {(now or before).name}"
+            change = (now.share if now else 0.0) - (before.share if before else 0.0)
+            changes.append(change)
+            add("segment_mix", label, "share_change", change, monitor.share_change)
+            if now and before and now.conversion_rate is not None and before.conversion_rate is not None:
+                add("kpi", label, "conversion_rate_change", now.conversion_rate - before.conversion_rate, monitor.conversion_change)
+        add("segment_mix", "all segments", "total_variation", 0.5 * sum(abs(c) for c in changes), monitor.total_variation)
+    return rows
+
+
+def profiles_frame(spark: SparkSession, profiles: Sequence[FeatureProfile], run_id: str) -> DataFrame:
+    return spark.createDataFrame([p.row(run_id) for p in profiles], FEATURE_PROFILES_SCHEMA)
+
+
+def drift_frame(spark: SparkSession, rows: Sequence[tuple]) -> DataFrame:
+    return spark.createDataFrame(list(rows), DRIFT_SCHEMA)
+
+
+def summary(rows: Sequence[tuple]) -> str:
+    """One line for `runs` and the log: how many metrics drifted, and which."""
+    drifted = [f"{r[3]} {r[4]} {r[5]:.3f} > {r[6]}" for r in rows if r[7]]
+    if not rows:
+        return "no reference run"
+    return f"{len(drifted)} of {len(rows)} metrics drifted against run {rows[0][1]}" + (f": {'; '.join(drifted)}" if drifted else "")
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """What a run or score writes for monitoring: its profiles, and its drift against the reference."""
+
+    profiles: DataFrame
+    rows: list[tuple]  # DRIFT_SCHEMA rows; none without a reference
+    summary: str
+
+    @property
+    def drifted(self) -> list[tuple]:
+        return [r for r in self.rows if r[7]]
+
+
+def monitor(
+    spark: SparkSession, cfg: Config, features: DataFrame, reference_run_id: str | None, segments: Mapping[int, SegmentStats]
+) -> Monitoring:
+    """Profile the numeric columns of `features` (persisted), and compare them and `segments` with the
+    reference run's profiles and clusters (read from the output's tables, never from its data)."""
+    out, run_id = cfg.output.path, cfg.run.run_id
+    reference = _profiles_of(spark, out, reference_run_id) if reference_run_id else {}
+    if reference_run_id and not reference:
+        log.warning("drift: run %s has no feature_profiles (written by an older visitseg): no drift to compute", reference_run_id)
+    columns = [f.name for f in features.schema.fields if isinstance(f.dataType, NUMERIC) and f.name != RUN_ID]
+    profiles, in_reference_bins = profile_features(features, columns, reference)
+    rows = []
+    if reference:
+        rows = drift_rows(run_id, reference_run_id, reference, in_reference_bins, segments, _segments_of(spark, out, reference_run_id), cfg.monitor)
+    result = Monitoring(profiles_frame(spark, profiles, run_id), rows, summary(rows))
+    (log.warning if result.drifted else log.info)("drift: %s", result.summary)
+    return result
+
+
+NUMERIC = (T.IntegerType, T.LongType, T.DoubleType, T.FloatType)
+
+
+def reference_run(spark: SparkSession, cfg: Config) -> str | None:
+    """`monitor.baseline_run_id`, else the newest other run at this grain in the output's `runs`."""
+    out = cfg.output.path
+    if cfg.monitor.baseline_run_id:
+        if FEATURE_PROFILES not in delta.tables_under(out) or not _profiles_of(spark, out, cfg.monitor.baseline_run_id):
+            raise ConfigError(f"monitor.baseline_run_id = {cfg.monitor.baseline_run_id!r}: {out}/feature_profiles holds no profile of that run")
+        return cfg.monitor.baseline_run_id
+    if RUNS not in delta.tables_under(out):
+        return None
+    runs = delta.read_table(spark, f"{out}/{RUNS}").filter((F.col("grain") == cfg.features.grain) & (F.col(RUN_ID) != cfg.run.run_id))
+    newest = newest_first(runs).select(RUN_ID).limit(1).collect()
+    return newest[0][RUN_ID] if newest else None
+
+
+def _profiles_of(spark: SparkSession, out: str, run_id: str) -> dict[str, FeatureProfile]:
+    if FEATURE_PROFILES not in delta.tables_under(out):
+        return {}
+    rows = delta.read_table(spark, f"{out}/{FEATURE_PROFILES}").filter(F.col(RUN_ID) == run_id).collect()  # one row per feature
+    return {r["feature"]: FeatureProfile(r["feature"], r["count"], r["nulls"], r["mean"], list(r["quantiles"]), list(r["bin_edges"]), list(r["bin_counts"])) for r in rows}
+
+
+def _segments_of(spark: SparkSession, out: str, run_id: str) -> dict[int, SegmentStats]:
+    if CENTERS not in delta.tables_under(out):
+        return {}
+    rows = delta.read_table(spark, f"{out}/{CENTERS}").filter(F.col(RUN_ID) == run_id).select("cluster_id", "segment", "share", "conversion_rate").collect()
+    return {r["cluster_id"]: SegmentStats(r["segment"], r["share"], r["conversion_rate"]) for r in rows}
