@@ -141,7 +141,7 @@ def test_metrics_match_scipy_and_hand_counts(spark):
     # Deciles of 1..10 plus ties: edges merge, the outer bins are open, nulls stay out of the bins.
     values = [1, 1, 1, 1, 1, 2, 3, 4, 100, None]
     df = spark.createDataFrame([(v,) for v in values], "x long")
-    (profile,), in_reference = drift.profile_features(df, ["x"], {"x": drift.FeatureProfile("x", 0, 0, None, [], [0.5, 2.0, 50.0], [])})
+    (profile,), in_reference = drift.profile_features(df, ["x"], {"x": drift.FeatureProfile("x", 0, 0, None, [], [0.5, 2.0, 50.0], [])}, len(values))
     assert (profile.count, profile.nulls, profile.mean) == (9, 1, pytest.approx(114 / 9))
     assert profile.bin_edges == sorted(set(profile.bin_edges)) and profile.bin_edges[0] == 1.0
     edges = [-math.inf, *profile.bin_edges, math.inf]

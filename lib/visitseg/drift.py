@@ -4,7 +4,8 @@
 run's own bins (inner edges and counts). A later run compares itself with a reference run through these
 rows alone, so the reference's data is never read again.
 
-Binning. A feature's bins are cut at its deciles (approximate percentiles, `percentile_approx`), with
+Binning. A feature's bins are cut at its deciles (approximate percentiles, `percentile_approx`, of a
+hash sample of at most about 100,000 rows; the bin counts are exact, over every row), with
 tied edges merged into one (count features have many ties: half the visits may have 1 page view) and the
 outer edges at -inf and +inf, so every value, however far out, falls into a bin. Bin i holds the values
 in (edge[i-1], edge[i]]; nulls are counted apart (`nulls`), never binned. A run is compared with the
@@ -37,6 +38,7 @@ from pyspark.sql import types as T
 from visitseg import delta
 from visitseg.config import Config, MonitorConfig
 from visitseg.errors import ConfigError
+from visitseg.grains import GRAINS
 from visitseg.schemas import RUN_ID
 from visitseg.tables import CENTERS, DRIFT_SCHEMA, FEATURE_PROFILES, FEATURE_PROFILES_SCHEMA, RUNS, newest_first
 
@@ -46,6 +48,7 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)  # what `feature_profiles.
 BIN_PROBABILITIES = tuple(round(i / 10, 1) for i in range(1, 10))  # deciles: at most 10 bins
 SMOOTHING = 0.5  # added to every bin's count before comparing
 PERCENTILE_ACCURACY = 10_000  # Spark's default: rank error at most 1/10,000 of the rows
+PERCENTILE_SAMPLE = 100_000  # rows the percentiles are taken from, at most about (see `profile_features`)
 
 @dataclass(frozen=True)
 class FeatureProfile:
@@ -61,29 +64,42 @@ class FeatureProfile:
         return (run_id, self.feature, self.count, self.nulls, self.mean, self.quantiles, self.bin_edges, self.bin_counts)
 
 
-def profile_features(df: DataFrame, columns: Sequence[str], reference: Mapping[str, FeatureProfile]) -> tuple[list[FeatureProfile], dict[str, list[int]]]:
-    """The profile of each column, and its counts in the reference's bins (for the columns the reference
-    profiled). Two passes over `df` (keep it persisted): moments and percentiles, then the bin counts."""
+def profile_features(
+    df: DataFrame, columns: Sequence[str], reference: Mapping[str, FeatureProfile], rows: int, key: str | None = None
+) -> tuple[list[FeatureProfile], dict[str, list[int]]]:
+    """The profile of each column of `df` (`rows` rows, keep it persisted), and its counts in the
+    reference's bins (for the columns the reference profiled).
+
+    Two passes. The percentiles (quantiles and bin edges) come from at most about PERCENTILE_SAMPLE rows,
+    chosen by a hash of `key`, so the same rows whatever the partitioning: sketching 16 columns over every
+    visit cost as much as aggregating the visits (15 s of 10M hits), for edges that a 100,000-row sample
+    places within a rank error of about 0.3%. Counts, nulls, means and every bin count are exact, from
+    one pass over all rows, with each value's bin index computed once."""
+    every = max(1, math.ceil(rows / PERCENTILE_SAMPLE)) if key else 1
+    sample = df.filter(F.pmod(F.xxhash64(key), F.lit(every)) == 0) if every > 1 else df
     probabilities = [*QUANTILES, *BIN_PROBABILITIES]
-    first = df.agg(
-        F.count(F.lit(1)).alias("_rows"),
-        *[agg for c in columns for agg in (
-            F.count(c).alias(f"{c}:count"),
-            F.avg(F.col(c).cast("double")).alias(f"{c}:mean"),
-            F.percentile_approx(F.col(c).cast("double"), probabilities, PERCENTILE_ACCURACY).alias(f"{c}:percentiles"),
-        )]
-    ).first()
-    own = {c: merged_edges((first[f"{c}:percentiles"] or [])[len(QUANTILES):]) for c in columns}
-    theirs = {c: reference[c].bin_edges for c in columns if c in reference}
-    counted = df.agg(
+    first = sample.agg(
         F.lit(0).alias("_"),
-        *[F.array(*bin_counts(F.col(c), edges)).alias(f"{c}:own") for c, edges in own.items()],
-        *[F.array(*bin_counts(F.col(c), edges)).alias(f"{c}:reference") for c, edges in theirs.items()],
+        *[F.percentile_approx(F.col(c).cast("double"), probabilities, PERCENTILE_ACCURACY).alias(c) for c in columns],
+    ).first()
+    percentiles = {c: first[c] or [None] * len(probabilities) for c in columns}
+    own = {c: merged_edges(percentiles[c][len(QUANTILES):]) for c in columns}
+    theirs = {c: reference[c].bin_edges for c in columns if c in reference}
+    indexed = df.select(
+        *[F.col(c) for c in columns],
+        *[bin_index(F.col(c), edges).alias(f"{c}:own") for c, edges in own.items()],
+        *[bin_index(F.col(c), edges).alias(f"{c}:reference") for c, edges in theirs.items()],
+    )
+    counted = indexed.agg(
+        F.count(F.lit(1)).alias("_rows"),
+        *[agg for c in columns for agg in (F.count(c).alias(f"{c}:count"), F.avg(F.col(c).cast("double")).alias(f"{c}:mean"))],
+        *[F.array(*bin_counts(f"{c}:own", len(edges) + 1)).alias(f"{c}:own") for c, edges in own.items()],
+        *[F.array(*bin_counts(f"{c}:reference", len(edges) + 1)).alias(f"{c}:reference") for c, edges in theirs.items()],
     ).first()
     profiles = [
         FeatureProfile(
-            c, first[f"{c}:count"], first["_rows"] - first[f"{c}:count"], first[f"{c}:mean"],
-            list((first[f"{c}:percentiles"] or [None] * len(probabilities))[: len(QUANTILES)]), own[c], list(counted[f"{c}:own"]),
+            c, counted[f"{c}:count"], counted["_rows"] - counted[f"{c}:count"], counted[f"{c}:mean"],
+            list(percentiles[c][: len(QUANTILES)]), own[c], list(counted[f"{c}:own"]),
         )
         for c in columns
     ]
@@ -95,10 +111,13 @@ def merged_edges(percentiles: Sequence[float | None]) -> list[float]:
     return sorted({float(p) for p in percentiles if p is not None and math.isfinite(p)})
 
 
-def bin_counts(x: Column, edges: Sequence[float]) -> list[Column]:
-    """The number of non-null values in each bin (edge[i-1], edge[i]] of -inf < edges < +inf."""
-    index = sum((F.when(x > F.lit(e), 1).otherwise(0) for e in edges), F.lit(0))
-    return [F.count(F.when(x.isNotNull() & (index == i), 1)) for i in range(len(edges) + 1)]
+def bin_index(x: Column, edges: Sequence[float]) -> Column:
+    """The bin of each value, 0 … len(edges): bin i holds (edge[i-1], edge[i]] of -inf < edges < +inf; null stays null."""
+    return F.when(x.isNotNull(), sum((F.when(x > F.lit(e), 1).otherwise(0) for e in edges), F.lit(0)))
+
+
+def bin_counts(index: str, bins: int) -> list[Column]:
+    return [F.count(F.when(F.col(index) == i, 1)) for i in range(bins)]
 
 
 def smoothed(counts: Sequence[int]) -> np.ndarray:
@@ -187,16 +206,17 @@ class Monitoring:
 
 
 def monitor(
-    spark: SparkSession, cfg: Config, features: DataFrame, reference_run_id: str | None, segments: Mapping[int, SegmentStats]
+    spark: SparkSession, cfg: Config, features: DataFrame, rows: int, reference_run_id: str | None, segments: Mapping[int, SegmentStats]
 ) -> Monitoring:
-    """Profile the numeric columns of `features` (persisted), and compare them and `segments` with the
+    """Profile the numeric columns of `features` (persisted, `rows` rows), and compare them and `segments` with the
     reference run's profiles and clusters (read from the output's tables, never from its data)."""
     out, run_id = cfg.output.path, cfg.run.run_id
     reference = _profiles_of(spark, out, reference_run_id) if reference_run_id else {}
     if reference_run_id and not reference:
         log.warning("drift: run %s has no feature_profiles (written by an older visitseg): no drift to compute", reference_run_id)
     columns = [f.name for f in features.schema.fields if isinstance(f.dataType, NUMERIC) and f.name != RUN_ID]
-    profiles, in_reference_bins = profile_features(features, columns, reference)
+    key = GRAINS[cfg.features.grain].key
+    profiles, in_reference_bins = profile_features(features, columns, reference, rows, key)
     rows = []
     if reference:
         rows = drift_rows(run_id, reference_run_id, reference, in_reference_bins, segments, _segments_of(spark, out, reference_run_id), cfg.monitor)

@@ -36,7 +36,7 @@ from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
 from visitseg.scoring import SavedModel, load_model, save_model, score_visits
 from visitseg.spark import StageLog
-from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, newest_first, runs_frame, write_run_table
+from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, MONITORING_SCHEMAS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, newest_first, runs_frame, write_run_table
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         seg = fit_segments(spark, cfg, table, stages, previous_run(spark, cfg))
         with stages("drift") as facts:
             segments = {c["cluster_id"]: SegmentStats(c["segment"], c["share"], c["conversion_rate"]) for c in seg.centres}
-            monitoring = monitor(spark, cfg, table.df, reference_run(spark, cfg), segments)
+            monitoring = monitor(spark, cfg, table.df, table.rows, reference_run(spark, cfg), segments)
             facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
         frames = {
             table.name: table.df,
@@ -131,20 +131,22 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
             scores = score_visits(table.df, saved, run_id)
             days = sorted(str(r[0]) for r in table.df.select("visit_date").distinct().collect())  # one row per day
             facts.update(rows_in=table.rows, days=len(days))
-        with stages("drift") as facts:
-            counts = scores.groupBy("cluster_id", "segment").count().collect()  # one row per segment
-            segments = {r["cluster_id"]: SegmentStats(r["segment"], r["count"] / table.rows, None) for r in counts}
-            # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
-            monitoring = monitor(spark, cfg, table.df, cfg.monitor.baseline_run_id or saved.run_id, segments)
-            facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
-        frames = {FEATURE_PROFILES: monitoring.profiles, **({DRIFT: drift_frame(spark, monitoring.rows)} if monitoring.rows else {})}
         path = f"{out}/{SESSION_SCORES}"
-        delta.check_schemas({path: scores.schema, **{f"{out}/{name}": df.schema for name, df in frames.items()}})
+        delta.check_schemas({path: scores.schema, **{f"{out}/{name}": schema for name, schema in MONITORING_SCHEMAS.items()}})
         with stages(f"write {SESSION_SCORES}") as facts:
             result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
             facts.update(rows_out=result.rows, version=result.version)
-        for name, df in frames.items():
-            write_run_table(spark, cfg, stages, name, df)
+        with stages("drift") as facts:
+            # The segment mix from the scores just written (two columns of one run's files), not by scoring again.
+            written = delta.read_table(spark, path).filter((F.col("model_run_id") == saved.run_id) & F.col("visit_date").isin(days))
+            counts = written.filter(F.col("score_run_id") == run_id).groupBy("cluster_id", "segment").count().collect()  # a row per segment
+            segments = {r["cluster_id"]: SegmentStats(r["segment"], r["count"] / table.rows, None) for r in counts}
+            # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
+            monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments)
+            facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
+        write_run_table(spark, cfg, stages, FEATURE_PROFILES, monitoring.profiles)
+        if monitoring.rows:
+            write_run_table(spark, cfg, stages, DRIFT, drift_frame(spark, monitoring.rows))
     return ScoreSummary(saved.run_id, run_id, table.rows, days, result, monitoring)
 
 

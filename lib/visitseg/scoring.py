@@ -4,7 +4,7 @@ For each row: the nearest centre, the Euclidean distance to it (standardised uni
 second-nearest centre (small margin = a borderline row), what Spark ML's KMeansModel does not return.
 Built-in column functions only: no Python UDF. Ties go to the lower centre index, as in
 KMeansModel.predict. (Sorting an array of (distance, index) structs per row was 6x slower than sorting
-plain doubles and picking the index separately, so only scoring, which returns that array, pays for it.)
+plain doubles and picking the index separately; scoring, which returns that array, builds it from ranks.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.fs as pafs
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from visitseg import __version__
@@ -47,10 +47,24 @@ def with_nearest_centre(df: DataFrame, centres: np.ndarray, cluster_ids: Sequenc
         .withColumn("margin", second - nearest)
     )
     if cluster_ids is not None:
-        pairs = [F.struct(F.col(n).alias("distance"), F.lit(cid).alias("cluster_id")) for n, cid in zip(names, cluster_ids)]
-        ordered = F.transform(F.array_sort(F.array(*pairs)), lambda p: F.struct(p["cluster_id"].alias("cluster_id"), p["distance"].alias("distance")))
-        assigned = assigned.withColumn(NEAREST_CENTROIDS, ordered)
+        ranks = [f"_rank{j}" for j in range(len(names))]
+        assigned = assigned.select("*", *[r.alias(n) for r, n in zip(_ranks(names, list(cluster_ids)), ranks)])
+        pairs = [F.struct(F.lit(cid).alias("cluster_id"), F.col(n).alias("distance")) for n, cid in zip(names, cluster_ids)]
+        nearest_first = [F.coalesce(*[F.when(F.col(r) == p, pair) for r, pair in zip(ranks, pairs)]) for p in range(len(names))]
+        assigned = assigned.withColumn(NEAREST_CENTROIDS, F.array(*nearest_first)).drop(*ranks)
     return assigned.drop("_x", *names)
+
+
+def _ranks(names: Sequence[str], cluster_ids: Sequence[int]) -> list[Column]:
+    """Each centre's place in the nearest-first order (how many centres come before it; ties by cluster
+    id): K² comparisons per row. Sorting an array of (distance, id) structs instead took most of the
+    scoring time (a comparator evaluated on objects, per pair)."""
+
+    def before(i: int, j: int) -> Column:
+        d_i, d_j = F.col(names[i]), F.col(names[j])
+        return (d_i < d_j) | ((d_i == d_j) & F.lit(cluster_ids[i] < cluster_ids[j]))
+
+    return [sum((F.when(before(i, j), 1).otherwise(0) for i in range(len(names)) if i != j), F.lit(0)) for j in range(len(names))]
 
 
 def with_segments(assigned: DataFrame, segments: Mapping[int, tuple[int, str]]) -> DataFrame:

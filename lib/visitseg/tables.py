@@ -261,6 +261,9 @@ DRIFT_SCHEMA = T.StructType(
 )
 
 
+MONITORING_SCHEMAS = {FEATURE_PROFILES: FEATURE_PROFILES_SCHEMA, DRIFT: DRIFT_SCHEMA}
+
+
 def write_run_table(spark: SparkSession, cfg: Config, stages: StageLog, name: str, df: DataFrame) -> delta.WriteResult:
     """Replace this run's partition of the Delta table `output.path/name`."""
     with stages(f"write {name}") as facts:
