@@ -127,6 +127,16 @@ def test_three_batches_score_what_one_batch_and_a_batch_score_do(sample):
         scores = assert_scored_once_as_in_batch(root, "three", arrived, input_format)
         assert len(scores) > 0 and set(scores.score_run_id) <= {f"inc{i}" for i in range(1, n + 1)}
 
+    # Each batch's complete visits are profiled and compared with the model's run, as a batch score's are.
+    profiles = table(root / "three" / "out" / "feature_profiles")
+    batches = [f"inc{n}-batch{n - 1}" for n in (1, 2, 3)]
+    assert set(profiles.run_id) == set(batches)
+    scores = table(root / "three" / "out" / "session_scores")
+    per_batch = scores.score_run_id.map(lambda r: f"{r}-batch{int(r[3:]) - 1}").value_counts().to_dict()
+    assert profiles[profiles.feature == "hits"].set_index("run_id")["count"].to_dict() == per_batch
+    drift = table(root / "three" / "out" / "drift")
+    assert set(drift.run_id) == set(batches) and set(drift.reference_run_id) == {"train"}
+
     assert main(score_incrementally(input_format, root, root / "days", "one", "one")) == 0
     one = assert_scored_once_as_in_batch(root, "one", days, input_format)
     three = table(root / "three" / "out" / "session_scores")

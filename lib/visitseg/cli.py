@@ -184,9 +184,11 @@ def command_score(spark: SparkSession, cfg: Config, args: argparse.Namespace) ->
     if bool(args.incremental) != bool(args.checkpoint):
         raise ConfigError("score: --incremental and --checkpoint PATH go together (the checkpoint remembers which files were scored)")
     if args.incremental:
-        if args.fail_on_drift:
-            raise ConfigError("score --incremental: --fail-on-drift applies to batch scores (incremental runs write no drift yet)")
-        print(describe_incremental(incremental_score_job(spark, cfg, args.model, args.checkpoint)))
+        summary = incremental_score_job(spark, cfg, args.model, args.checkpoint)
+        print(describe_incremental(summary))
+        for batch in summary.batches:
+            if batch.monitoring is not None:
+                check_drift(batch.monitoring, args, cfg)
     else:
         summary = score_job(spark, cfg, args.model)
         print(describe_score(summary))
@@ -202,6 +204,7 @@ def describe_incremental(summary: IncrementalSummary) -> str:
         lines.append(
             f"  batch {b.batch_id}: {b.files_rows:,} new rows, {b.scored:,} visits scored, {b.waiting_hits:,} hits of unfinished visits held back"
             + (f", {b.skipped_visits:,} visits scored before skipped" if b.skipped_visits else "") + replayed
+            + (f"\n    drift: {b.monitoring.summary}" if b.monitoring is not None else "")
         )
     lines.append(f"  session_scores: {summary.scores_path}")
     return "\n".join(lines)

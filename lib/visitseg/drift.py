@@ -206,20 +206,22 @@ class Monitoring:
 
 
 def monitor(
-    spark: SparkSession, cfg: Config, features: DataFrame, rows: int, reference_run_id: str | None, segments: Mapping[int, SegmentStats]
+    spark: SparkSession, cfg: Config, features: DataFrame, n_rows: int, reference_run_id: str | None,
+    segments: Mapping[int, SegmentStats], reference_output: str | None = None,
 ) -> Monitoring:
-    """Profile the numeric columns of `features` (persisted, `rows` rows), and compare them and `segments` with the
-    reference run's profiles and clusters (read from the output's tables, never from its data)."""
-    out, run_id = cfg.output.path, cfg.run.run_id
-    reference = _profiles_of(spark, out, reference_run_id) if reference_run_id else {}
+    """Profile the numeric columns of `features` (persisted, `n_rows` rows), and compare them and `segments`
+    with the reference run's profiles and clusters, read from the tables of `reference_output` (default:
+    this output; a score's model may live in another), never from its data."""
+    home, run_id = reference_output or cfg.output.path, cfg.run.run_id
+    reference = _profiles_of(spark, home, reference_run_id) if reference_run_id else {}
     if reference_run_id and not reference:
-        log.warning("drift: run %s has no feature_profiles (written by an older visitseg): no drift to compute", reference_run_id)
+        log.warning("drift: %s/feature_profiles holds no profile of run %s (written by an older visitseg?): no drift to compute", home, reference_run_id)
     columns = [f.name for f in features.schema.fields if isinstance(f.dataType, NUMERIC) and f.name != RUN_ID]
     key = GRAINS[cfg.features.grain].key
-    profiles, in_reference_bins = profile_features(features, columns, reference, rows, key)
+    profiles, in_reference_bins = profile_features(features, columns, reference, n_rows, key)
     rows = []
     if reference:
-        rows = drift_rows(run_id, reference_run_id, reference, in_reference_bins, segments, _segments_of(spark, out, reference_run_id), cfg.monitor)
+        rows = drift_rows(run_id, reference_run_id, reference, in_reference_bins, segments, _segments_of(spark, home, reference_run_id), cfg.monitor)
     result = Monitoring(profiles_frame(spark, profiles, run_id), rows, summary(rows))
     (log.warning if result.drifted else log.info)("drift: %s", result.summary)
     return result

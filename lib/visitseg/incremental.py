@@ -26,6 +26,10 @@ carry Delta's idempotent-writer transaction id: the app id of this checkpoint (m
 unfinished batch with the same files (its offset log), the pending hits read are those before the batch
 (its pending commit is the last one), and a table that already holds the batch's transaction is not
 written again: every visit lands once. A rerun with no new files runs no batch and commits nothing.
+
+Monitoring. Each batch's complete visits are profiled and compared with the model's run, as a batch
+`score`'s are, under the run id `<score run id>-batch<N>` in `feature_profiles` and `drift` (a replay
+rewrites the same partitions).
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from visitseg import delta
-from visitseg.config import Config
+from visitseg.config import Config, with_values
+from visitseg.drift import Monitoring, SegmentStats, drift_frame, monitor
 from visitseg.errors import ConfigError
 from visitseg.ingest import CUT_VISITS_AGAIN, HITS_FROM_RAW, RAW_JSON_SCHEMAS, VISITS_FROM_RAW
 from visitseg.ingest.files import input_errors, read_stream
@@ -49,7 +54,7 @@ from visitseg.runlock import run_lock
 from visitseg.schemas import HIT_SCHEMA
 from visitseg.scoring import SavedModel, score_visits
 from visitseg.spark import StageLog, persisted
-from visitseg.tables import SESSION_SCORES
+from visitseg.tables import DRIFT, FEATURE_PROFILES, SESSION_SCORES, write_run_table
 from visitseg.visits import validate_visits, visit_features
 
 log = logging.getLogger(__name__)
@@ -67,6 +72,7 @@ class BatchResult:
     waiting_hits: int  # hits held back for the next batch
     skipped_visits: int  # visits this model had scored already
     replayed: bool  # its scores had been committed before a crash: only the pending hits were written
+    monitoring: Monitoring | None  # the profiles and drift of its complete visits (None: it had none)
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,12 @@ class IncrementalSummary:
     scores_path: str
 
 
-def score_incrementally(spark: SparkSession, cfg: Config, saved: SavedModel, checkpoint: str, stages: StageLog) -> IncrementalSummary:
+def score_incrementally(
+    spark: SparkSession, cfg: Config, saved: SavedModel, checkpoint: str, stages: StageLog, model_output: str
+) -> IncrementalSummary:
     """Score the visits of the input files new to `checkpoint` with `saved` into `session_scores`.
-    `cfg` is the scoring configuration (the training run's feature settings, `SavedModel.scoring_config`)."""
+    `cfg` is the scoring configuration (the training run's feature settings, `SavedModel.scoring_config`);
+    `model_output` the output folder of the model's run, whose profiles the batches are compared with."""
     scores_path = f"{cfg.output.path}/{SESSION_SCORES}"
     writer = delta.choose_writer(spark, cfg.output.delta_writer)
     checkpoint = f"{checkpoint.rstrip('/')}/{saved.run_id}"  # each model its own stream: a retrain's reads every file once
@@ -89,7 +98,7 @@ def score_incrementally(spark: SparkSession, cfg: Config, saved: SavedModel, che
     stream = read_stream(spark, cfg.input, RAW_JSON_SCHEMAS[cfg.input.format])  # checks the input first
     with run_lock(checkpoint, "incremental"):
         app_id = stream_app_id(checkpoint, cfg, saved)
-        batch = _Batch(spark, cfg, saved, writer, app_id, scores_path, f"{checkpoint}/{PENDING}", stages)
+        batch = _Batch(spark, cfg, saved, writer, app_id, scores_path, f"{checkpoint}/{PENDING}", stages, model_output)
 
         def on_batch(raw: DataFrame, batch_id: int) -> None:
             try:
@@ -150,9 +159,12 @@ def complete_visits(hits: DataFrame, gap_seconds: float) -> DataFrame:
 class _Batch:
     """One micro-batch: raw rows → (pending + new hits →) visits → scores → the two commits."""
 
-    def __init__(self, spark: SparkSession, cfg: Config, saved: SavedModel, writer: str, app_id: str, scores_path: str, pending_path: str, stages: StageLog):
+    def __init__(
+        self, spark: SparkSession, cfg: Config, saved: SavedModel, writer: str, app_id: str, scores_path: str, pending_path: str,
+        stages: StageLog, model_output: str,
+    ):
         self.spark, self.cfg, self.saved, self.writer = spark, cfg, saved, writer
-        self.app_id, self.scores_path, self.pending_path, self.stages = app_id, scores_path, pending_path, stages
+        self.app_id, self.scores_path, self.pending_path, self.stages, self.model_output = app_id, scores_path, pending_path, stages, model_output
         self.by_hits = cfg.input.format in HITS_FROM_RAW
 
     def __call__(self, raw: DataFrame, batch_id: int) -> BatchResult:
@@ -169,14 +181,14 @@ class _Batch:
                 with persisted(self._hits(raw, facts), StorageLevel.DISK_ONLY) as hits:
                     done = complete_visits(hits, self.cfg.events.session_gap_minutes * 60)
                     visits = visit_features(hits.join(done, "visit_key", "left_semi"), self.cfg.run.run_id)
-                    scored, skipped = (0, 0) if scores_done else self._score(visits, txn)
+                    scored, skipped, monitoring = self._score(visits, txn, scores_done)
                     waiting = hits.join(done, "visit_key", "left_anti").withColumn(STREAM_COLUMN, F.lit(self.app_id))
                     held = delta.replace_partition(self.spark, waiting, self.pending_path, {STREAM_COLUMN: self.app_id}, self.writer, txn).rows
             else:
-                scored, skipped = self._score(VISITS_FROM_RAW[self.cfg.input.format](raw, self.cfg), txn)
+                scored, skipped, monitoring = self._score(VISITS_FROM_RAW[self.cfg.input.format](raw, self.cfg), txn, scores_done)
                 held = 0
             facts.update(rows_out=scored, waiting_hits=held, skipped_visits=skipped)
-        return BatchResult(batch_id, facts["rows_in"], scored, held, skipped, scores_done)
+        return BatchResult(batch_id, facts["rows_in"], scored, held, skipped, scores_done, monitoring)
 
     def _hits(self, raw: DataFrame, facts: dict) -> DataFrame:
         """The batch's hits joined by the hits held back from earlier batches, visits made whole again."""
@@ -187,28 +199,45 @@ class _Batch:
             new = held.unionByName(new)
         return CUT_VISITS_AGAIN[fmt](new, self.cfg)
 
-    def _score(self, visits: DataFrame, txn: delta.Txn) -> tuple[int, int]:
-        """Append the scores of `visits` not scored by this model before; (visits scored, visits skipped)."""
+    def _score(self, visits: DataFrame, txn: delta.Txn, scores_done: bool) -> tuple[int, int, Monitoring | None]:
+        """Append the scores of `visits` not scored by this model before (unless the batch's scores were
+        committed before a crash), then profile the visits and compare them with the model's run, as a
+        batch score does; (visits scored, visits skipped, the monitoring)."""
         with persisted(visits, StorageLevel.DISK_ONLY) as visits:
             if visits.isEmpty():  # every visit still waiting (one day has arrived so far): nothing to commit
-                return 0, 0
+                return 0, 0, None
             counts = validate_visits(visits)
             days = sorted(str(r[0]) for r in visits.select("visit_date").distinct().collect())  # one row per day
-            fresh = visits
-            if delta.is_table(self.scores_path):
-                scored_before = (
-                    delta.read_table(self.spark, self.scores_path)
-                    .filter((F.col("model_run_id") == self.saved.run_id) & F.col("visit_date").isin(days))
-                    .select("visit_key")
-                )
-                fresh = visits.join(scored_before, "visit_key", "left_anti")
-            scores = score_visits(fresh, self.saved, self.cfg.run.run_id)
-            result = delta.append(self.spark, scores, self.scores_path, {"model_run_id": self.saved.run_id, "visit_date": days}, self.writer, txn)
-        skipped = counts["rows"] - result.rows
+            scored = 0
+            if not scores_done:
+                fresh = visits
+                if delta.is_table(self.scores_path):
+                    scored_before = (
+                        delta.read_table(self.spark, self.scores_path)
+                        .filter((F.col("model_run_id") == self.saved.run_id) & F.col("visit_date").isin(days))
+                        .select("visit_key")
+                    )
+                    fresh = visits.join(scored_before, "visit_key", "left_anti")
+                scores = score_visits(fresh, self.saved, self.cfg.run.run_id)
+                scored = delta.append(self.spark, scores, self.scores_path, {"model_run_id": self.saved.run_id, "visit_date": days}, self.writer, txn).rows
+            monitoring = self._monitor(visits, counts["rows"], txn.version)
+        skipped = 0 if scores_done else counts["rows"] - scored
         if skipped:
             log.warning("score --incremental: %d visits of batch %d were scored by model %s before (a file delivered again, or late "
                         "hits of a finished visit); not scored twice", skipped, txn.version, self.saved.run_id)
-        return result.rows, skipped
+        return scored, skipped, monitoring
+
+    def _monitor(self, visits: DataFrame, rows: int, batch_id: int) -> Monitoring:
+        """`feature_profiles` and `drift` of the batch's complete visits, as run `<score run id>-batch<N>`
+        (a replayed batch rewrites the same partitions), against the model's run or monitor.baseline_run_id."""
+        cfg = with_values(self.cfg, run={"run_id": f"{self.cfg.run.run_id}-batch{batch_id}"})
+        counts = score_visits(visits, self.saved, cfg.run.run_id).groupBy("cluster_id", "segment").count().collect()  # a row per segment
+        segments = {r["cluster_id"]: SegmentStats(r["segment"], r["count"] / rows, None) for r in counts}
+        monitoring = monitor(self.spark, cfg, visits, rows, cfg.monitor.baseline_run_id or self.saved.run_id, segments, self.model_output)
+        write_run_table(self.spark, cfg, self.stages, FEATURE_PROFILES, monitoring.profiles)
+        if monitoring.rows:
+            write_run_table(self.spark, cfg, self.stages, DRIFT, drift_frame(self.spark, monitoring.rows))
+        return monitoring
 
 
 def _holds(path: str, txn: delta.Txn) -> bool:

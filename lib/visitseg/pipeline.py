@@ -123,7 +123,8 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
     stages = StageLog(spark)
     writer = delta.choose_writer(spark, cfg.output.delta_writer)
     out, run_id = cfg.output.path, cfg.run.run_id
-    saved = load_model(model_path(spark, out, model))
+    path_of_model = model_path(spark, out, model)
+    saved = load_model(path_of_model)
     scoring_cfg = saved.scoring_config(cfg)
     log.info("score: model of run %s (%d segments), its feature settings; scoring %s", saved.run_id, len(saved.segments), cfg.input.path)
     with run_lock(out, run_id), built_features(spark, scoring_cfg, stages) as table:
@@ -142,7 +143,7 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
             counts = written.filter(F.col("score_run_id") == run_id).groupBy("cluster_id", "segment").count().collect()  # a row per segment
             segments = {r["cluster_id"]: SegmentStats(r["segment"], r["count"] / table.rows, None) for r in counts}
             # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
-            monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments)
+            monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments, model_output(path_of_model))
             facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
         write_run_table(spark, cfg, stages, FEATURE_PROFILES, monitoring.profiles)
         if monitoring.rows:
@@ -152,10 +153,16 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
 
 def incremental_score_job(spark: SparkSession, cfg: Config, model: str, checkpoint: str) -> IncrementalSummary:
     """Score the complete visits of the input files new to `checkpoint` (see `visitseg.incremental`)."""
-    saved = load_model(model_path(spark, cfg.output.path, model))
+    path_of_model = model_path(spark, cfg.output.path, model)
+    saved = load_model(path_of_model)
     delta.check_schemas({f"{cfg.output.path}/{SESSION_SCORES}": SESSION_SCORES_SCHEMA})
     log.info("score --incremental: model of run %s (%d segments), new files of %s, checkpoint %s", saved.run_id, len(saved.segments), cfg.input.path, checkpoint)
-    return score_incrementally(spark, saved.scoring_config(cfg), saved, checkpoint, StageLog(spark))
+    return score_incrementally(spark, saved.scoring_config(cfg), saved, checkpoint, StageLog(spark), model_output(path_of_model))
+
+
+def model_output(path: str) -> str:
+    """The output folder a model was written to (DIR of DIR/models/<run_id>): its run's tables are there."""
+    return path.rstrip("/").rsplit("/", 2)[0]
 
 
 def model_path(spark: SparkSession, output: str, model: str) -> str:
