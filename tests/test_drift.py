@@ -114,8 +114,8 @@ def test_drift_is_quiet_on_the_same_distribution_and_flags_planted_shifts(inputs
 
 
 def test_a_score_is_compared_with_its_models_training_run(inputs, capsys):
-    """Scoring the slower visits with run a's model: its profiles and drift against run a, exit 3 with
-    --fail-on-drift and the scores written all the same."""
+    """Scoring the slower visits with run a's model: its segment KPIs per day (the same counts as its
+    scores), its profiles and drift against run a, exit 3 with --fail-on-drift and the scores written."""
     if not (inputs / "out" / "models" / "a").exists():
         assert run(inputs, "a", "a") == 0
     args = ["score", "--model", str(inputs / "out" / "models" / "a"), "--input-format", "ga360", "--input", str(inputs / "slower"),
@@ -125,7 +125,12 @@ def test_a_score_is_compared_with_its_models_training_run(inputs, capsys):
     scores = table(inputs / "out" / "session_scores")
     assert (scores.score_run_id == "score-slower").sum() == N_VISITS
     rows = drift_of(inputs, "score-slower")
-    assert set(rows.reference_run_id) == {"a"} and set(rows.index.get_level_values("kind")) == {"feature", "segment_mix"}
+    assert set(rows.reference_run_id) == {"a"} and set(rows.index.get_level_values("kind")) == {"feature", "segment_mix", "kpi"}
+    kpis = table(inputs / "out" / "segment_kpis_daily")
+    kpis = kpis[kpis.run_id == "score-slower"]
+    assert kpis.n_visits.sum() == N_VISITS and np.allclose(kpis.groupby("visit_date").share.sum(), 1.0)
+    same_segments = scores[scores.score_run_id == "score-slower"].groupby(["visit_date", "cluster_id"]).size()
+    assert kpis.set_index(["visit_date", "cluster_id"]).n_visits.sort_index().to_dict() == same_segments.sort_index().to_dict()
     flagged = set(rows.loc["feature"].query("drifted").index.get_level_values("name"))
     assert flagged and flagged <= TIME_FEATURES, flagged
     assert set(table(inputs / "out" / "feature_profiles").run_id) >= {"a", "score-slower"}

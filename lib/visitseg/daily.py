@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping
 
+import numpy as np
+from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from visitseg.preprocess import FEATURES
-from visitseg.scoring import RAW_CLUSTER
+from visitseg.grains import GRAINS
+from visitseg.scoring import RAW_CLUSTER, SavedModel, with_nearest_centre
 from visitseg.tables import DAILY_KPIS
 
 DAY = "day"
@@ -71,3 +74,15 @@ def daily_rows(rows: Iterable[Mapping[str, Any]], cluster_ids: Mapping[int, int]
 
 def _ratio(total: float, count: int) -> float | None:
     return float(total) / count if count else None
+
+
+def scored_daily_rows(features: DataFrame, model: SavedModel, run_id: str) -> list[tuple]:
+    """`segment_kpis_daily` rows of the visits a score assigns (the saved preprocessing and centres), from
+    one pass grouped by (raw cluster, day), the way `visitseg run` writes its own."""
+    preprocessing = PipelineModel(stages=model.pipeline.stages[:-1])
+    centres = np.array(model.pipeline.stages[-1].clusterCenters())
+    assigned = with_nearest_centre(preprocessing.transform(features), centres)
+    grain = GRAINS["visit"]
+    per_day = sums_by_cluster_and_day(assigned, grain.date_col, grain.profile, centres.shape[1])
+    ids = {raw: cid for raw, (cid, _) in model.segments.items()}
+    return daily_rows(per_day, ids, dict(model.segments.values()), run_id)

@@ -144,6 +144,19 @@ class SegmentStats:
     conversion_rate: float | None
 
 
+def segment_stats(daily: Sequence[tuple], total: int) -> dict[int, SegmentStats]:
+    """Each segment's share of `total` rows and its conversion rate, from its `segment_kpis_daily` rows
+    (KPIS_DAILY_SCHEMA order): the days' rates weighted by their visits."""
+    n: dict[int, int] = {}
+    converted: dict[int, float] = {}
+    names: dict[int, str] = {}
+    for _, cluster_id, segment, visits, _, conversion, *_ in daily:
+        names[cluster_id] = segment
+        n[cluster_id] = n.get(cluster_id, 0) + visits
+        converted[cluster_id] = converted.get(cluster_id, 0.0) + (conversion or 0.0) * visits
+    return {c: SegmentStats(names[c], n[c] / total, converted[c] / n[c]) for c in sorted(n)}
+
+
 def drift_rows(
     run_id: str,
     reference_run_id: str,

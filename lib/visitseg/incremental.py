@@ -28,8 +28,8 @@ unfinished batch with the same files (its offset log), the pending hits read are
 written again: every visit lands once. A rerun with no new files runs no batch and commits nothing.
 
 Monitoring. Each batch's complete visits are profiled and compared with the model's run, as a batch
-`score`'s are, under the run id `<score run id>-batch<N>` in `feature_profiles` and `drift` (a replay
-rewrites the same partitions).
+`score`'s are, under the run id `<score run id>-batch<N>` in `segment_kpis_daily`, `feature_profiles`
+and `drift` (a replay rewrites the same partitions).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import Config, with_values
-from visitseg.drift import Monitoring, SegmentStats, drift_frame, monitor
+from visitseg.daily import scored_daily_rows
+from visitseg.drift import Monitoring, drift_frame, monitor, segment_stats
 from visitseg.errors import ConfigError
 from visitseg.ingest import CUT_VISITS_AGAIN, HITS_FROM_RAW, RAW_JSON_SCHEMAS, VISITS_FROM_RAW
 from visitseg.ingest.files import input_errors, read_stream
@@ -54,7 +55,7 @@ from visitseg.runlock import run_lock
 from visitseg.schemas import HIT_SCHEMA
 from visitseg.scoring import SavedModel, score_visits
 from visitseg.spark import StageLog, persisted
-from visitseg.tables import DRIFT, FEATURE_PROFILES, SESSION_SCORES, write_run_table
+from visitseg.tables import DRIFT, FEATURE_PROFILES, KPIS_DAILY, SESSION_SCORES, kpis_frame, write_run_table
 from visitseg.visits import validate_visits, visit_features
 
 log = logging.getLogger(__name__)
@@ -228,12 +229,12 @@ class _Batch:
         return scored, skipped, monitoring
 
     def _monitor(self, visits: DataFrame, rows: int, batch_id: int) -> Monitoring:
-        """`feature_profiles` and `drift` of the batch's complete visits, as run `<score run id>-batch<N>`
+        """`segment_kpis_daily`, `feature_profiles` and `drift` of the batch's complete visits, as run `<score run id>-batch<N>`
         (a replayed batch rewrites the same partitions), against the model's run or monitor.baseline_run_id."""
         cfg = with_values(self.cfg, run={"run_id": f"{self.cfg.run.run_id}-batch{batch_id}"})
-        counts = score_visits(visits, self.saved, cfg.run.run_id).groupBy("cluster_id", "segment").count().collect()  # a row per segment
-        segments = {r["cluster_id"]: SegmentStats(r["segment"], r["count"] / rows, None) for r in counts}
-        monitoring = monitor(self.spark, cfg, visits, rows, cfg.monitor.baseline_run_id or self.saved.run_id, segments, self.model_output)
+        daily = scored_daily_rows(visits, self.saved, cfg.run.run_id)
+        monitoring = monitor(self.spark, cfg, visits, rows, cfg.monitor.baseline_run_id or self.saved.run_id, segment_stats(daily, rows), self.model_output)
+        write_run_table(self.spark, cfg, self.stages, KPIS_DAILY, kpis_frame(self.spark, daily))
         write_run_table(self.spark, cfg, self.stages, FEATURE_PROFILES, monitoring.profiles)
         if monitoring.rows:
             write_run_table(self.spark, cfg, self.stages, DRIFT, drift_frame(self.spark, monitoring.rows))

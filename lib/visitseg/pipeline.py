@@ -24,7 +24,8 @@ from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import Config
-from visitseg.drift import Monitoring, SegmentStats, drift_frame, monitor, reference_run
+from visitseg.daily import scored_daily_rows
+from visitseg.drift import Monitoring, SegmentStats, drift_frame, monitor, reference_run, segment_stats
 from visitseg.errors import ConfigError
 from visitseg.features import built_features
 from visitseg.fit import Segmentation, fit_segments
@@ -36,7 +37,7 @@ from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
 from visitseg.scoring import SavedModel, load_model, save_model, score_visits
 from visitseg.spark import StageLog
-from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, MONITORING_SCHEMAS, KPIS_DAILY, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, newest_first, runs_frame, write_run_table
+from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, MONITORING_SCHEMAS, KPIS_DAILY, KPIS_DAILY_SCHEMA, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, kpis_frame, newest_first, runs_frame, write_run_table
 
 log = logging.getLogger(__name__)
 
@@ -133,18 +134,18 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
             days = sorted(str(r[0]) for r in table.df.select("visit_date").distinct().collect())  # one row per day
             facts.update(rows_in=table.rows, days=len(days))
         path = f"{out}/{SESSION_SCORES}"
-        delta.check_schemas({path: scores.schema, **{f"{out}/{name}": schema for name, schema in MONITORING_SCHEMAS.items()}})
+        delta.check_schemas({path: scores.schema, f"{out}/{KPIS_DAILY}": KPIS_DAILY_SCHEMA, **{f"{out}/{name}": schema for name, schema in MONITORING_SCHEMAS.items()}})
         with stages(f"write {SESSION_SCORES}") as facts:
             result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
             facts.update(rows_out=result.rows, version=result.version)
         with stages("drift") as facts:
-            # The segment mix from the scores just written (two columns of one run's files), not by scoring again.
-            written = delta.read_table(spark, path).filter((F.col("model_run_id") == saved.run_id) & F.col("visit_date").isin(days))
-            counts = written.filter(F.col("score_run_id") == run_id).groupBy("cluster_id", "segment").count().collect()  # a row per segment
-            segments = {r["cluster_id"]: SegmentStats(r["segment"], r["count"] / table.rows, None) for r in counts}
+            # The segment KPIs of the scored visits per day, as a run writes them: one pass grouped by (segment, day).
+            daily = scored_daily_rows(table.df, saved, run_id)
+            segments = segment_stats(daily, table.rows)
             # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
             monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments, model_output(path_of_model))
             facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
+        write_run_table(spark, cfg, stages, KPIS_DAILY, kpis_frame(spark, daily))
         write_run_table(spark, cfg, stages, FEATURE_PROFILES, monitoring.profiles)
         if monitoring.rows:
             write_run_table(spark, cfg, stages, DRIFT, drift_frame(spark, monitoring.rows))

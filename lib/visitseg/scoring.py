@@ -135,3 +135,4 @@ def score_visits(features: DataFrame, model: SavedModel, score_run_id: str) -> D
         "visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", NEAREST_CENTROIDS,
         F.lit(model.run_id).alias("model_run_id"), F.lit(score_run_id).alias("score_run_id"),
     ).repartition("visit_date")
+
