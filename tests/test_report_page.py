@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import json
 import re
@@ -104,3 +106,14 @@ def test_every_chart_has_a_title_axis_labels_and_a_text_alternative():
         assert 'role="img" aria-label="' in svg
     for text in ("K (number of segments)", "Model feature", "Segment", "Day", "Share of the day", "Conversion (share of visits)"):
         assert text in page, text
+
+
+def test_the_drift_section_lists_the_metrics_above_their_thresholds_first():
+    rows = [
+        {"kind": "feature", "name": "pageviews", "metric": "psi", "value": 0.01, "threshold": 0.25, "drifted": False},
+        {"kind": "segment_mix", "name": "1 Buyers", "metric": "share_change", "value": 0.08, "threshold": 0.05, "drifted": True},
+    ]
+    page = render(dataclasses.replace(report_data(drift_summary="1 of 2 metrics drifted against run r0: 1 Buyers share_change 0.080 > 0.05"), drift=rows))
+    section = page.split('<section id="drift">')[1].split("</section>")[0]
+    assert "1 of 2 metrics drifted against run r0" in section and "No reference run" not in section
+    assert section.index("1 Buyers") < section.index("pageviews") and section.count(">above<") == 1

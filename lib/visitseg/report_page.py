@@ -11,6 +11,8 @@ and a Content-Security-Policy forbids any request, so it opens offline and can b
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import html
 import json
@@ -29,7 +31,7 @@ from visitseg.naming import LABELS
 from visitseg.report import write_text
 from visitseg.schemas import RUN_ID
 from visitseg.grains import GRAINS
-from visitseg.tables import newest_first
+from visitseg.tables import DRIFT, newest_first
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class ReportData:
     diagnostics: list[dict[str, Any]]  # `k_diagnostics` rows, K order
     daily: list[dict[str, Any]]  # `segment_kpis_daily` rows
     examples: dict[int, list[str]]  # cluster_id → the keys nearest its centre
+    drift: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # `drift` rows of the run (none: no reference run)
 
     @property
     def days(self) -> list[dt.date]:
@@ -107,6 +110,7 @@ def load_report_data(spark: SparkSession, output: str, run_id: str | None) -> Re
         diagnostics=rows_of("k_diagnostics", ["k"]),
         daily=rows_of("segment_kpis_daily", ["visit_date", "cluster_id"]),
         examples=examples,
+        drift=rows_of(DRIFT, ["kind", "name", "metric"]) if DRIFT in delta.tables_under(output) else [],
     )
 
 
@@ -122,7 +126,7 @@ def render(data: ReportData) -> str:
         _heatmap(data),
         _k_diagnostics(data),
         _daily(data),
-        _drift(),
+        _drift(data),
         _data_quality(data),
     ]
     return f"""<!DOCTYPE html>
@@ -247,8 +251,24 @@ def _daily(data: ReportData) -> str:
     )
 
 
-def _drift() -> str:
-    return _section("drift", "Drift", "<p>No reference run: this output has no drift monitoring tables, so nothing is compared.</p>")
+def _drift(data: ReportData) -> str:
+    """The run's `drift` rows against its reference: the metrics above their thresholds first."""
+    summary = data.run.get("drift_summary") or "no reference run"
+    if not data.drift:
+        return _section("drift", "Drift", f"<p>{_e(summary.capitalize())}: nothing is compared (the first run in an output, or a run of a version before drift monitoring).</p>")
+    rows = sorted(data.drift, key=lambda r: (not r["drifted"], r["kind"], r["name"], r["metric"]))
+    body = "".join(
+        f'<tr><td>{_e(r["kind"])}</td><td>{_e(r["name"])}</td><td>{_e(r["metric"])}</td><td>{r["value"]:,.3f}</td>'
+        f'<td>{r["threshold"]:,.3f}</td><td>{"above" if r["drifted"] else ""}</td></tr>'
+        for r in rows
+    )
+    header = "<tr><th>Kind</th><th>Name</th><th>Metric</th><th>Value</th><th>Threshold</th><th>Drifted</th></tr>"
+    return _section(
+        "drift",
+        "Drift",
+        f"<p>{_e(summary)}. PSI and Jensen–Shannon distance on the reference run's decile bins; share and conversion "
+        f"changes per segment (see the README, Drift monitoring).</p>" + f'<table class="numbers">{header}{body}</table>',
+    )
 
 
 def _data_quality(data: ReportData) -> str:
