@@ -211,11 +211,14 @@ class Monitoring:
 
     profiles: DataFrame
     rows: list[tuple]  # DRIFT_SCHEMA rows; none without a reference
-    summary: str
 
     @property
     def drifted(self) -> list[tuple]:
         return [r for r in self.rows if r[7]]
+
+    @property
+    def summary(self) -> str:
+        return summary(self.rows)
 
 
 def monitor(
@@ -235,7 +238,7 @@ def monitor(
     rows = []
     if reference:
         rows = drift_rows(run_id, reference_run_id, reference, in_reference_bins, segments, _segments_of(spark, home, reference_run_id), cfg.monitor)
-    result = Monitoring(profiles_frame(spark, profiles, run_id), rows, summary(rows))
+    result = Monitoring(profiles_frame(spark, profiles, run_id), rows)
     (log.warning if result.drifted else log.info)("drift: %s", result.summary)
     return result
 
@@ -247,7 +250,7 @@ def reference_run(spark: SparkSession, cfg: Config) -> str | None:
     """`monitor.baseline_run_id`, else the newest other run at this grain in the output's `runs`."""
     out = cfg.output.path
     if cfg.monitor.baseline_run_id:
-        if FEATURE_PROFILES not in delta.tables_under(out) or not _profiles_of(spark, out, cfg.monitor.baseline_run_id):
+        if not _profiles_of(spark, out, cfg.monitor.baseline_run_id):  # {} too when the output has no such table
             raise ConfigError(f"monitor.baseline_run_id = {cfg.monitor.baseline_run_id!r}: {out}/feature_profiles holds no profile of that run")
         return cfg.monitor.baseline_run_id
     if RUNS not in delta.tables_under(out):
