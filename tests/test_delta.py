@@ -7,6 +7,7 @@ import json
 import os
 import re
 
+import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
@@ -220,3 +221,23 @@ def test_a_transaction_id_makes_a_replayed_write_a_no_op(spark, tmp_path, writer
     assert delta.replace_partition(spark, first, path, {"run_id": "r1"}, writer, delta.Txn("app", 1)).rows == 0  # an old version: skipped
     assert delta.replace_partition(spark, first, path, {"run_id": "r1"}, writer, delta.Txn("app", 2)).version == 3
     assert DeltaTable(path).to_pyarrow_table().num_rows == 4
+
+
+def test_doubles_and_keys_are_written_without_a_dictionary_and_the_session_is_left_as_it_was(spark, tmp_path):
+    """Dictionary encoding is off for the columns whose values seldom repeat (doubles, nested ones too, and
+    `*_key` strings) and stays on for the others; the writer's session settings do not outlive the write."""
+    schema = T.StructType([
+        T.StructField("visit_key", T.StringType()), T.StructField("segment", T.StringType()),
+        T.StructField("distance", T.DoubleType()),
+        T.StructField("nearest", T.ArrayType(T.StructType([T.StructField("cluster_id", T.IntegerType()), T.StructField("distance", T.DoubleType())]))),
+        T.StructField("run_id", T.StringType()),
+    ])
+    data = [(f"v{i}", "buyers" if i % 2 else "browsers", i / 7, [(i % 3, i / 3), ((i + 1) % 3, i / 2)], "r1") for i in range(500)]
+    before = {key: spark.conf.get(key, None) for key in ("spark.sql.parquet.outputTimestampType", "parquet.enable.dictionary#distance")}
+    delta.replace_partition(spark, spark.createDataFrame(data, schema).coalesce(1), str(tmp_path / "t"), {"run_id": "r1"}, "deltalake")
+    assert {key: spark.conf.get(key, None) for key in before} == before
+    (path,) = DeltaTable(str(tmp_path / "t")).file_uris()
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    dictionary = {column for column, used in encodings.items() if any("DICTIONARY" in e for e in used)}
+    assert dictionary == {"segment", "nearest.list.element.cluster_id"}, encodings

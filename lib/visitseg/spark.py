@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from pyspark import SparkConf, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -121,3 +121,20 @@ def persisted(df: DataFrame, level: StorageLevel) -> Iterator[DataFrame]:
         yield cached
     finally:
         cached.unpersist()
+
+
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """Session settings for the `with` block only, restored after it (by an error too). Spark copies the
+    session's settings into the Hadoop configuration of each write, where the Parquet writer reads its own."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
