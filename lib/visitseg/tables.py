@@ -243,7 +243,7 @@ FEATURE_PROFILES_SCHEMA = T.StructType(
         T.StructField("mean", T.DoubleType()),
         T.StructField("quantiles", T.ArrayType(T.DoubleType())),  # at QUANTILES
         T.StructField("bin_edges", T.ArrayType(T.DoubleType())),  # inner edges, increasing; the outer ones are -inf and +inf
-        T.StructField("bin_counts", T.ArrayType(T.LongType())),  # len(bin_edges) + 1 counts
+        T.StructField("bin_counts", T.ArrayType(T.LongType())),  # len(bin_edges) + 1 counts, of the hash sample (drift.py)
     ]
 )
 
