@@ -9,8 +9,14 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
+from pyspark.ml import PipelineModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import functions as F
+
 from visitseg import sample_data
 from visitseg.cli import main
+from visitseg.preprocess import FEATURES
+from visitseg.scoring import STANDARDISED, load_model
 from visitseg.tables import SESSION_SCORES_SCHEMA
 
 N_VISITS = 900
@@ -60,6 +66,18 @@ def test_nearest_centroids_lists_every_centre_nearest_first(trained):
         assert distances == sorted(distances)
         assert (pairs[0]["cluster_id"], pairs[0]["distance"]) == (row.cluster_id, row.distance_to_centroid)
         assert pairs[1]["distance"] - pairs[0]["distance"] == pytest.approx(row.margin, abs=1e-12)
+
+
+def test_the_standardised_features_are_the_saved_pipelines_bit_for_bit(spark, trained):
+    """Scoring applies the saved assembler and scaler as column arithmetic; Spark ML's own transform of
+    the same model is the independent reference, and every double must be identical."""
+    model = load_model(str(trained / "out" / "models" / "train"))
+    features = spark.read.parquet(*DeltaTable(str(trained / "out" / "visit_features")).file_uris())
+    ours = model.standardised(features).select("visit_key", F.col(STANDARDISED).alias("ours"))
+    theirs = PipelineModel(stages=model.pipeline.stages[:-1]).transform(features).select("visit_key", vector_to_array(F.col(FEATURES)).alias("theirs"))
+    both = ours.join(theirs, "visit_key").toPandas()
+    assert len(both) == N_VISITS and len(both.ours[0]) == len(model.pipeline.stages[1].getInputCols())
+    assert all(np.array_equal(np.array(a), np.array(b)) for a, b in zip(both.ours, both.theirs))
 
 
 def test_scoring_again_replaces_and_a_window_replaces_only_its_days(trained):

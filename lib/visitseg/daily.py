@@ -11,25 +11,25 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping
 
-import numpy as np
-from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from visitseg.preprocess import FEATURES
 from visitseg.grains import GRAINS
-from visitseg.scoring import RAW_CLUSTER, SavedModel, with_nearest_centre
+from visitseg.scoring import RAW_CLUSTER, STANDARDISED, SavedModel, with_nearest_centre
 from visitseg.tables import DAILY_KPIS
 
 DAY = "day"
 STANDARDIZED = "mean_standardized"
 
-def sums_by_cluster_and_day(assigned: DataFrame, date_col: str, measures: Mapping[str, str], n_features: int) -> list[dict[str, Any]]:
+def sums_by_cluster_and_day(
+    assigned: DataFrame, date_col: str, measures: Mapping[str, str], n_features: int, x: Column | None = None
+) -> list[dict[str, Any]]:
     """One row per (raw cluster, day): n, the sum and non-null count of each measure (name → SQL
-    expression), and the sum of each standardised feature. Sorted, so sums over rows do not depend on the
-    order Spark returns them in."""
-    x = vector_to_array(F.col(FEATURES))
+    expression), and the sum of each standardised feature (`x`, an array column; by default the
+    `features` vector's values). Sorted, so sums over rows do not depend on the order Spark returns them in."""
+    x = vector_to_array(F.col(FEATURES)) if x is None else x
     rows = (
         assigned.groupBy(RAW_CLUSTER, F.col(date_col).alias(DAY))
         .agg(
@@ -79,10 +79,9 @@ def _ratio(total: float, count: int) -> float | None:
 def scored_daily_rows(features: DataFrame, model: SavedModel, run_id: str) -> list[tuple]:
     """`segment_kpis_daily` rows of the visits a score assigns (the saved preprocessing and centres), from
     one pass grouped by (raw cluster, day), the way `visitseg run` writes its own."""
-    preprocessing = PipelineModel(stages=model.pipeline.stages[:-1])
-    centres = np.array(model.pipeline.stages[-1].clusterCenters())
-    assigned = with_nearest_centre(preprocessing.transform(features), centres)
+    centres = model.centres
+    assigned = with_nearest_centre(model.standardised(features), centres, x=F.col(STANDARDISED))
     grain = GRAINS["visit"]
-    per_day = sums_by_cluster_and_day(assigned, grain.date_col, grain.profile, centres.shape[1])
+    per_day = sums_by_cluster_and_day(assigned, grain.date_col, grain.profile, centres.shape[1], F.col(STANDARDISED))
     ids = {raw: cid for raw, (cid, _) in model.segments.items()}
     return daily_rows(per_day, ids, dict(model.segments.values()), run_id)

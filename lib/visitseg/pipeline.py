@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
@@ -27,7 +28,7 @@ from visitseg.config import Config
 from visitseg.daily import scored_daily_rows
 from visitseg.drift import Monitoring, SegmentStats, drift_frame, monitor, reference_run, segment_stats
 from visitseg.errors import ConfigError
-from visitseg.features import built_features
+from visitseg.features import FeatureTable, built_features
 from visitseg.fit import Segmentation, fit_segments
 from visitseg.grains import GRAINS
 from visitseg.incremental import IncrementalSummary, score_incrementally
@@ -35,7 +36,7 @@ from visitseg.lineage import previous_run
 from visitseg.report import run_record, write_json
 from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
-from visitseg.scoring import SavedModel, load_model, save_model, score_visits
+from visitseg.scoring import SavedModel, load_model, model_facts, save_model, score_visits, scoring_config
 from visitseg.spark import StageLog
 from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, MONITORING_SCHEMAS, KPIS_DAILY, KPIS_DAILY_SCHEMA, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, kpis_frame, newest_first, runs_frame, write_run_table
 
@@ -125,30 +126,42 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
     writer = delta.choose_writer(spark, cfg.output.delta_writer)
     out, run_id = cfg.output.path, cfg.run.run_id
     path_of_model = model_path(spark, out, model)
-    saved = load_model(path_of_model)
-    scoring_cfg = saved.scoring_config(cfg)
-    log.info("score: model of run %s (%d segments), its feature settings; scoring %s", saved.run_id, len(saved.segments), cfg.input.path)
-    with run_lock(out, run_id), built_features(spark, scoring_cfg, stages) as table:
-        with stages("score") as facts:
-            scores = score_visits(table.df, saved, run_id)
-            days = sorted(str(r[0]) for r in table.df.select("visit_date").distinct().collect())  # one row per day
-            facts.update(rows_in=table.rows, days=len(days))
-        path = f"{out}/{SESSION_SCORES}"
-        delta.check_schemas({path: scores.schema, f"{out}/{KPIS_DAILY}": KPIS_DAILY_SCHEMA, **{f"{out}/{name}": schema for name, schema in MONITORING_SCHEMAS.items()}})
-        with stages(f"write {SESSION_SCORES}") as facts:
-            result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
-            facts.update(rows_out=result.rows, version=result.version)
-        with stages("drift") as facts:
-            # The segment KPIs of the scored visits per day, as a run writes them: one pass grouped by (segment, day).
-            daily = scored_daily_rows(table.df, saved, run_id)
-            segments = segment_stats(daily, table.rows)
-            # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
-            monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments, model_output(path_of_model))
-            facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
-        write_run_table(spark, cfg, stages, KPIS_DAILY, kpis_frame(spark, daily))
-        write_run_table(spark, cfg, stages, FEATURE_PROFILES, monitoring.profiles)
-        if monitoring.rows:
-            write_run_table(spark, cfg, stages, DRIFT, drift_frame(spark, monitoring.rows))
+    facts = model_facts(path_of_model)
+    scoring_cfg = scoring_config(cfg, facts["config"])
+    log.info("score: model of run %s (%d segments), its feature settings; scoring %s", facts["run_id"], len(facts["segments"]), cfg.input.path)
+    # Spark ML's model loader runs a dozen small Spark jobs (4-6 s in a fresh JVM): they overlap the
+    # reading and aggregating of the hits, which does not need the model.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model") as pool:
+        loading = pool.submit(load_model, path_of_model)
+        with run_lock(out, run_id), built_features(spark, scoring_cfg, stages) as table:
+            saved = loading.result()
+            return _score(spark, cfg, stages, writer, table, saved, path_of_model)
+
+
+def _score(spark: SparkSession, cfg: Config, stages: StageLog, writer: str, table: FeatureTable, saved: SavedModel, path_of_model: str) -> ScoreSummary:
+    """The rest of `score_job`, once the visits are built and the model loaded."""
+    out, run_id = cfg.output.path, cfg.run.run_id
+    with stages("score") as facts:
+        scores = score_visits(table.df, saved, run_id)
+        # The segment KPIs of the scored visits per day, as a run writes them: one pass grouped by
+        # (segment, day), which also gives the days whose partitions the write replaces.
+        daily = scored_daily_rows(table.df, saved, run_id)
+        days = sorted({str(row[0]) for row in daily})
+        facts.update(rows_in=table.rows, days=len(days))
+    path = f"{out}/{SESSION_SCORES}"
+    delta.check_schemas({path: scores.schema, f"{out}/{KPIS_DAILY}": KPIS_DAILY_SCHEMA, **{f"{out}/{name}": schema for name, schema in MONITORING_SCHEMAS.items()}})
+    with stages(f"write {SESSION_SCORES}") as facts:
+        result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
+        facts.update(rows_out=result.rows, version=result.version)
+    with stages("drift") as facts:
+        segments = segment_stats(daily, table.rows)
+        # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
+        monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments, model_output(path_of_model))
+        facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
+    write_run_table(spark, cfg, stages, KPIS_DAILY, kpis_frame(spark, daily))
+    write_run_table(spark, cfg, stages, FEATURE_PROFILES, monitoring.profiles)
+    if monitoring.rows:
+        write_run_table(spark, cfg, stages, DRIFT, drift_frame(spark, monitoring.rows))
     return ScoreSummary(saved.run_id, run_id, table.rows, days, result, monitoring)
 
 
