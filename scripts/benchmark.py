@@ -8,7 +8,8 @@ the run's model_report.json. Medians over --runs repetitions are printed as a ta
     python scripts/benchmark.py --input data/ga360_10m --runs 3 --baseline --json bench/10m.json
 
 `--mode score` measures scoring instead: it trains once, then alternates `visitseg features` and
-`visitseg score --model` on the same input (each a fresh process) and prints the medians and their ratio.
+`visitseg score --model` on the same input (each a fresh process) and prints the medians, their ratio and
+the median seconds of each logged stage of both.
 
     python scripts/benchmark.py --input data/ga360_10000000 --mode score --runs 3
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -115,7 +117,11 @@ def timed(args: argparse.Namespace, command: list[str], run_id: str) -> dict:
     peak.stop()
     if code != 0:
         raise SystemExit(f"visitseg {command[1]} failed (exit {code}); see {log.name}")
-    return {"wall_seconds": time.perf_counter() - started, "driver_python_rss_mb": peak.python, "jvm_rss_mb": peak.jvm}
+    stages = {m.group(1): float(m.group(2)) for m in STAGE_DONE.finditer(Path(log.name).read_text())}
+    return {"wall_seconds": time.perf_counter() - started, "driver_python_rss_mb": peak.python, "jvm_rss_mb": peak.jvm, "stages": stages}
+
+
+STAGE_DONE = re.compile(r"stage (.+?): done, .*?seconds ([0-9.]+)")  # visitseg.spark.StageLog's lines
 
 
 def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
@@ -174,6 +180,10 @@ def score_mode(args: argparse.Namespace, work: Path) -> None:
     print(f"visitseg score     {s:>7.1f} s  ({each(scores)})")
     print(f"score / features: {s / f:.2f}; peak RSS MB score: driver python {max(r['driver_python_rss_mb'] for r in scores):.0f}, "
           f"JVM {max(r['jvm_rss_mb'] for r in scores):.0f}")
+    for name, runs in (("features", features), ("score", scores)):
+        stages = {stage: median([r["stages"].get(stage, 0.0) for r in runs]) for stage in runs[0]["stages"]}
+        outside = median([r["wall_seconds"] - sum(r["stages"].values()) for r in runs])
+        print(f"{name} stages (median s): " + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in stages.items()) + f"; outside any stage (JVM start, model load, exit) {outside:.1f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"input": args.input, "features": features, "score": scores, "ratio": s / f}, indent=2))
