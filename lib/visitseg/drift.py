@@ -90,7 +90,7 @@ def profile_features(
         values = sample.select(*[F.col(c).cast("double").alias(c) for c in columns]).toPandas()
     profiles, in_reference = [], {}
     for c in columns:
-        present = np.sort(values[c].dropna().to_numpy())
+        present = values[c].dropna().to_numpy()
         # The smallest value with at least a share p of the values at or below it (`inverted_cdf`), the
         # definition of Spark's percentile_approx: each percentile is a value of the data.
         percentiles = np.quantile(present, [*QUANTILES, *BIN_PROBABILITIES], method="inverted_cdf").tolist() if len(present) else [None] * (len(QUANTILES) + len(BIN_PROBABILITIES))

@@ -89,7 +89,7 @@ def score_incrementally(
     spark: SparkSession, cfg: Config, saved: SavedModel, checkpoint: str, stages: StageLog, model_output: str
 ) -> IncrementalSummary:
     """Score the visits of the input files new to `checkpoint` with `saved` into `session_scores`.
-    `cfg` is the scoring configuration (the training run's feature settings, `SavedModel.scoring_config`);
+    `cfg` is the scoring configuration (the training run's feature settings, `scoring.scoring_config`);
     `model_output` the output folder of the model's run, whose profiles the batches are compared with."""
     scores_path = f"{cfg.output.path}/{SESSION_SCORES}"
     writer = delta.choose_writer(spark, cfg.output.delta_writer)

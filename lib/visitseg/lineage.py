@@ -46,8 +46,7 @@ class Previous:
 
     def centres(self) -> dict[int, np.ndarray]:
         """Its k-means centres by cluster id, in its own standardised space."""
-        centres = self.model.pipeline.stages[-1].clusterCenters()
-        return {self.model.segments[raw][0]: np.array(c) for raw, c in enumerate(centres) if raw in self.model.segments}
+        return {self.model.segments[raw][0]: c for raw, c in enumerate(self.model.centres) if raw in self.model.segments}
 
     def continued(self, ordered: list, names: list[str], matches: dict[int, tuple[int | None, float]]) -> tuple[list[int], list[str]]:
         """Ids and names of the new clusters (`ordered` profiles, their fresh `names`): a continued cluster

@@ -132,7 +132,7 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
     # Spark ML's model loader runs a dozen small Spark jobs (4-6 s in a fresh JVM): they overlap the
     # reading and aggregating of the hits, which does not need the model.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model") as pool:
-        loading = pool.submit(load_model, path_of_model)
+        loading = pool.submit(load_model, path_of_model, facts)
         with run_lock(out, run_id), built_features(spark, scoring_cfg, stages) as table:
             saved = loading.result()
             return _score(spark, cfg, stages, writer, table, saved, path_of_model)
@@ -171,7 +171,7 @@ def incremental_score_job(spark: SparkSession, cfg: Config, model: str, checkpoi
     saved = load_model(path_of_model)
     delta.check_schemas({f"{cfg.output.path}/{SESSION_SCORES}": SESSION_SCORES_SCHEMA})
     log.info("score --incremental: model of run %s (%d segments), new files of %s, checkpoint %s", saved.run_id, len(saved.segments), cfg.input.path, checkpoint)
-    return score_incrementally(spark, saved.scoring_config(cfg), saved, checkpoint, StageLog(spark), model_output(path_of_model))
+    return score_incrementally(spark, scoring_config(cfg, saved.config), saved, checkpoint, StageLog(spark), model_output(path_of_model))
 
 
 def model_output(path: str) -> str:

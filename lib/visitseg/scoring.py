@@ -113,9 +113,6 @@ class SavedModel:
             values.append(value)
         return sql.transform(features).withColumn(STANDARDISED, F.array(*values))
 
-    def scoring_config(self, cfg: Config) -> Config:
-        return scoring_config(cfg, self.config)
-
 
 TRAINING_SECTIONS = ("events", "features", "model", "rules", "naming")
 
@@ -134,8 +131,9 @@ def save_model(path: str, model: SavedModel) -> None:
     write_json(f"{path}/{MODEL_FACTS}", facts)
 
 
-def load_model(path: str) -> SavedModel:
-    facts = model_facts(path)
+def load_model(path: str, facts: Mapping[str, Any] | None = None) -> SavedModel:
+    """The saved model at `path`; `facts`: its `model_facts`, when the caller has read them already."""
+    facts = facts if facts is not None else model_facts(path)
     segments = {s["raw_cluster"]: (s["cluster_id"], s["segment"]) for s in facts["segments"]}
     pipeline = PipelineModel.load(path)
     shape = [type(stage).__name__ for stage in pipeline.stages]
