@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from pyspark.sql import functions as F
 from visitseg import sample_data
 from visitseg.cli import main
 from visitseg.preprocess import FEATURES
-from visitseg.scoring import STANDARDISED, load_model
+from visitseg.scoring import MODEL_FACTS, STANDARDISED, load_model
 from visitseg.tables import SESSION_SCORES_SCHEMA
 
 N_VISITS = 900
@@ -68,16 +69,27 @@ def test_nearest_centroids_lists_every_centre_nearest_first(trained):
         assert pairs[1]["distance"] - pairs[0]["distance"] == pytest.approx(row.margin, abs=1e-12)
 
 
-def test_the_standardised_features_are_the_saved_pipelines_bit_for_bit(spark, trained):
-    """Scoring applies the saved assembler and scaler as column arithmetic; Spark ML's own transform of
-    the same model is the independent reference, and every double must be identical."""
-    model = load_model(str(trained / "out" / "models" / "train"))
+def test_the_standardised_features_are_the_saved_pipelines_bit_for_bit(spark, trained, tmp_path):
+    """Scoring applies the fitted values kept in visitseg_model.json as column expressions; Spark ML's own
+    transform of the saved PipelineModel is the independent reference, and every double must be identical.
+    A model saved before those values were in its facts loads them from the PipelineModel, the same."""
+    path = trained / "out" / "models" / "train"
+    model = load_model(str(path))
     features = spark.read.parquet(*DeltaTable(str(trained / "out" / "visit_features")).file_uris())
     ours = model.standardised(features).select("visit_key", F.col(STANDARDISED).alias("ours"))
-    theirs = PipelineModel(stages=model.pipeline.stages[:-1]).transform(features).select("visit_key", vector_to_array(F.col(FEATURES)).alias("theirs"))
+    pipeline = PipelineModel.load(str(path))
+    theirs = PipelineModel(stages=pipeline.stages[:-1]).transform(features).select("visit_key", vector_to_array(F.col(FEATURES)).alias("theirs"))
     both = ours.join(theirs, "visit_key").toPandas()
-    assert len(both) == N_VISITS and len(both.ours[0]) == len(model.pipeline.stages[1].getInputCols())
+    assert len(both) == N_VISITS and len(both.ours[0]) == len(pipeline.stages[1].getInputCols())
     assert all(np.array_equal(np.array(a), np.array(b)) for a, b in zip(both.ours, both.theirs))
+    assert np.array_equal(model.centres, np.array(pipeline.stages[-1].clusterCenters()))
+
+    older = tmp_path / "older"
+    shutil.copytree(path, older)
+    facts = json.loads((older / MODEL_FACTS).read_text())
+    del facts["fitted"]
+    (older / MODEL_FACTS).write_text(json.dumps(facts))
+    assert load_model(str(older)).fitted == model.fitted
 
 
 def test_scoring_again_replaces_and_a_window_replaces_only_its_days(trained):

@@ -17,8 +17,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from pyspark.ml import PipelineModel
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.optimize import linear_sum_assignment
@@ -28,9 +26,8 @@ from visitseg.config import Config
 from visitseg.errors import ConfigError
 from visitseg.grains import GRAINS
 from visitseg.metrics import adjusted_rand_index
-from visitseg.preprocess import FEATURES
 from visitseg.schemas import RUN_ID
-from visitseg.scoring import MODEL_FACTS, RAW_CLUSTER, SavedModel, load_model
+from visitseg.scoring import MODEL_FACTS, RAW_CLUSTER, STANDARDISED, SavedModel, load_model
 from visitseg.tables import CENTERS, LINEAGE_SCHEMA, RUNS, newest_first
 
 log = logging.getLogger(__name__)
@@ -97,10 +94,9 @@ def previous_run(spark: SparkSession, cfg: Config) -> Previous | None:
 
 def centres_in_previous_space(assigned: DataFrame, previous: SavedModel) -> dict[int, np.ndarray]:
     """Each new raw cluster's mean, in the previous run's standardised space (one pass; K rows reach the driver)."""
-    preprocessing = PipelineModel(stages=previous.pipeline.stages[:-1])
-    moved = preprocessing.transform(assigned.drop(FEATURES))
-    d = len(previous.pipeline.stages[-1].clusterCenters()[0])
-    x = vector_to_array(F.col(FEATURES))
+    moved = previous.standardised(assigned)
+    d = len(previous.fitted.columns)
+    x = F.col(STANDARDISED)
     rows = moved.groupBy(RAW_CLUSTER).agg(*[F.avg(x[i]).alias(f"m{i}") for i in range(d)]).collect()
     return {int(r[RAW_CLUSTER]): np.array([r[f"m{i}"] for i in range(d)]) for r in rows}
 

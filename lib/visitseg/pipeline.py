@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
@@ -36,7 +35,7 @@ from visitseg.lineage import previous_run
 from visitseg.report import run_record, write_json
 from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
-from visitseg.scoring import SavedModel, load_model, model_facts, save_model, score_visits, scoring_config
+from visitseg.scoring import SavedModel, fitted_values, load_model, save_model, score_visits, scoring_config
 from visitseg.spark import StageLog
 from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, MONITORING_SCHEMAS, KPIS_DAILY, KPIS_DAILY_SCHEMA, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, kpis_frame, newest_first, runs_frame, write_run_table
 
@@ -80,7 +79,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         tables = {name: write_run_table(spark, cfg, stages, name, df).path for name, df in frames.items()}
         model_path = f"{out}/models/{run_id}"
         with stages("save model"):
-            save_model(model_path, SavedModel(run_id, cfg.features.grain, seg.method, seg.segments, cfg.redacted(), seg.model))
+            save_model(model_path, SavedModel(run_id, cfg.features.grain, seg.method, seg.segments, cfg.redacted(), fitted_values(seg.model)), seg.model)
         facts = {
             "n_rows": table.rows,
             "chosen_k": seg.k,
@@ -126,16 +125,10 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
     writer = delta.choose_writer(spark, cfg.output.delta_writer)
     out, run_id = cfg.output.path, cfg.run.run_id
     path_of_model = model_path(spark, out, model)
-    facts = model_facts(path_of_model)
-    scoring_cfg = scoring_config(cfg, facts["config"])
-    log.info("score: model of run %s (%d segments), its feature settings; scoring %s", facts["run_id"], len(facts["segments"]), cfg.input.path)
-    # Spark ML's model loader runs a dozen small Spark jobs (4-6 s in a fresh JVM): they overlap the
-    # reading and aggregating of the hits, which does not need the model.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model") as pool:
-        loading = pool.submit(load_model, path_of_model, facts)
-        with run_lock(out, run_id), built_features(spark, scoring_cfg, stages) as table:
-            saved = loading.result()
-            return _score(spark, cfg, stages, writer, table, saved, path_of_model)
+    saved = load_model(path_of_model)
+    log.info("score: model of run %s (%d segments), its feature settings; scoring %s", saved.run_id, len(saved.segments), cfg.input.path)
+    with run_lock(out, run_id), built_features(spark, scoring_config(cfg, saved.config), stages) as table:
+        return _score(spark, cfg, stages, writer, table, saved, path_of_model)
 
 
 def _score(spark: SparkSession, cfg: Config, stages: StageLog, writer: str, table: FeatureTable, saved: SavedModel, path_of_model: str) -> ScoreSummary:

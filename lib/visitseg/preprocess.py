@@ -15,6 +15,7 @@ GA4 visit of 4.6 days stretched time on site over everything else).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from pyspark import keyword_only
@@ -77,7 +78,26 @@ class Winsorizer(Estimator, HasInputCols, DefaultParamsReadable, DefaultParamsWr
                 low, high = stats[f"{c}__q"]
                 value = f"least(greatest({value}, {_double(low)}), {_double(high)})"
             selects.append(f"{value} AS `{c}{PREPARED_SUFFIX}`")
-        return SQLTransformer(statement=f"SELECT *, {', '.join(selects)} FROM __THIS__")
+        return SQLTransformer(statement=winsorizing_statement(selects))
+
+
+_HEAD, _TAIL = "SELECT *, ", " FROM __THIS__"
+
+
+def winsorizing_statement(selects: list[str]) -> str:
+    """The fitted Winsorizer's SQL: every column, then one `expr AS `<col>__prepared`` per feature."""
+    return f"{_HEAD}{', '.join(selects)}{_TAIL}"
+
+
+def winsorizing_selects(statement: str) -> list[str]:
+    """The select list of `winsorizing_statement` (its inverse), for applying it with `selectExpr`, which
+    needs no temporary view. Each item ends with its `<col>__prepared` alias, so it splits there; a
+    statement of any other form is an error, not a guess."""
+    body = statement[len(_HEAD):-len(_TAIL)] if statement.startswith(_HEAD) and statement.endswith(_TAIL) else ""
+    selects = re.split(rf"(?<={re.escape(PREPARED_SUFFIX)}`), ", body)
+    if not body or winsorizing_statement(selects) != statement:
+        raise ValueError(f"not a Winsorizer statement: {statement[:200]!r}")
+    return selects
 
 
 def _double(value: float) -> str:

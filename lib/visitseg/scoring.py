@@ -9,6 +9,7 @@ plain doubles and picking the index separately; scoring, which returns that arra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -25,7 +26,7 @@ from visitseg.config import Config, with_values
 from visitseg.delta import table_uri
 from visitseg.errors import ConfigError
 from visitseg.metrics import squared_distance
-from visitseg.preprocess import FEATURES
+from visitseg.preprocess import FEATURES, winsorizing_selects
 from visitseg.report import write_json
 
 RAW_CLUSTER = "raw_cluster"
@@ -82,36 +83,65 @@ MODEL_FACTS = "visitseg_model.json"  # beside Spark ML's own metadata/ and stage
 
 
 @dataclass(frozen=True)
+class Fitted:
+    """The fitted preprocessing and k-means centres of a model as plain values, kept in `visitseg_model.json`
+    beside Spark ML's own copy. Scoring applies them as column expressions, so `visitseg score` does not
+    load the PipelineModel: Spark ML's loader runs a dozen small Spark jobs, 4-6 s in a fresh JVM.
+    JSON keeps every double exactly (Python writes the shortest repr that reads back to the same double)."""
+
+    prepared: list[str]  # the winsorising SQL's select list: one `expr AS `<col>__prepared`` per feature
+    columns: list[str]  # the assembler's inputs: those `<col>__prepared` columns, in the model's order
+    with_mean: bool
+    with_std: bool
+    mean: list[float]
+    std: list[float]
+    centres: list[list[float]]  # k-means centres in standardised units, by raw cluster index
+
+
+def fitted_values(pipeline: PipelineModel) -> Fitted:
+    """The values of a fitted `fit` pipeline (preprocess.py), checked to have its stages."""
+    shape = [type(stage).__name__ for stage in pipeline.stages]
+    if shape != MODEL_STAGES:
+        raise ConfigError(f"a model whose stages are {shape}, not {MODEL_STAGES}; retrain it with this visitseg ({__version__})")
+    sql, assembler, scaler, kmeans = pipeline.stages
+    return Fitted(
+        winsorizing_selects(sql.getStatement()), list(assembler.getInputCols()), bool(scaler.getWithMean()), bool(scaler.getWithStd()),
+        scaler.mean.toArray().tolist(), scaler.std.toArray().tolist(), [c.tolist() for c in kmeans.clusterCenters()],
+    )
+
+
+@dataclass(frozen=True)
 class SavedModel:
     run_id: str
     grain: str
     method: str
     segments: dict[int, tuple[int, str]]  # raw k-means index → (cluster_id, segment name)
     config: dict[str, Any]  # the training run's configuration, redacted
-    pipeline: PipelineModel  # preprocessing stages (SQLTransformer, VectorAssembler, StandardScalerModel), then the KMeansModel
+    fitted: Fitted
 
     @property
     def centres(self) -> np.ndarray:
-        return np.array(self.pipeline.stages[-1].clusterCenters())
+        return np.array(self.fitted.centres)
 
     def standardised(self, features: DataFrame) -> DataFrame:
-        """`features` with STANDARDISED: the saved preprocessing's output as an array column. The SQL
-        stage (winsorising) runs as saved; the assembler and scaler are applied through their fitted
-        parameters as column arithmetic, exactly as Spark's StandardScalerModel computes each value
-        ((x - mean) * (1 / std), 0 where std is 0), which gives the same doubles bit for bit
-        (`tests/test_scoring.py`) without building a vector per row and converting it back to an array:
-        that took 2.0 of the 2.3 s of assigning 1.27M visits, a cost `visitseg score` pays twice."""
-        sql, assembler, scaler = self.pipeline.stages[:-1]
-        mean, std = scaler.mean.toArray(), scaler.std.toArray()
+        """`features` with STANDARDISED: the saved preprocessing's output as an array column. The
+        winsorising SQL runs as saved (its select list, through `selectExpr`); the assembler and scaler
+        are applied through their fitted parameters as column arithmetic, exactly as Spark's
+        StandardScalerModel computes each value ((x - mean) * (1 / std), 0 where std is 0), which gives
+        the same doubles bit for bit (`tests/test_score.py`) without building a vector per row and
+        converting it back to an array: that took 2.0 of the 2.3 s of assigning 1.27M visits, a cost
+        `visitseg score` pays twice. Prepared columns of another model already in `features` (a
+        retrain's lineage) are replaced."""
+        f = self.fitted
         values = []
-        for column, shift, spread in zip(assembler.getInputCols(), mean, std):
+        for column, shift, spread in zip(f.columns, f.mean, f.std):
             value = F.col(column).cast("double")
-            if scaler.getWithMean():
-                value = value - F.lit(float(shift))
-            if scaler.getWithStd():
-                value = value * F.lit(0.0 if spread == 0 else 1.0 / float(spread))
+            if f.with_mean:
+                value = value - F.lit(shift)
+            if f.with_std:
+                value = value * F.lit(0.0 if spread == 0 else 1.0 / spread)
             values.append(value)
-        return sql.transform(features).withColumn(STANDARDISED, F.array(*values))
+        return features.drop(*f.columns).selectExpr("*", *f.prepared).withColumn(STANDARDISED, F.array(*values))
 
 
 TRAINING_SECTIONS = ("events", "features", "model", "rules", "naming")
@@ -124,22 +154,26 @@ def scoring_config(cfg: Config, training: Mapping[str, Any]) -> Config:
     return with_values(cfg, **{section: training[section] for section in TRAINING_SECTIONS})
 
 
-def save_model(path: str, model: SavedModel) -> None:
-    model.pipeline.write().overwrite().save(path)
+def save_model(path: str, model: SavedModel, pipeline: PipelineModel) -> None:
+    """Spark ML's copy of `pipeline` (for anyone loading it with Spark ML), and `visitseg_model.json`: the
+    run's facts and the fitted values, which are what `visitseg score` reads."""
+    pipeline.write().overwrite().save(path)
     facts = {"run_id": model.run_id, "grain": model.grain, "method": model.method, "config": model.config,
-             "segments": [{"raw_cluster": raw, "cluster_id": cid, "segment": name} for raw, (cid, name) in sorted(model.segments.items())]}
+             "segments": [{"raw_cluster": raw, "cluster_id": cid, "segment": name} for raw, (cid, name) in sorted(model.segments.items())],
+             "fitted": dataclasses.asdict(model.fitted)}
     write_json(f"{path}/{MODEL_FACTS}", facts)
 
 
-def load_model(path: str, facts: Mapping[str, Any] | None = None) -> SavedModel:
-    """The saved model at `path`; `facts`: its `model_facts`, when the caller has read them already."""
-    facts = facts if facts is not None else model_facts(path)
+def load_model(path: str) -> SavedModel:
+    """The saved model at `path`: its facts file alone, no Spark job. A model saved before the fitted
+    values were in its facts is read through Spark ML's loader."""
+    facts = model_facts(path)
     segments = {s["raw_cluster"]: (s["cluster_id"], s["segment"]) for s in facts["segments"]}
-    pipeline = PipelineModel.load(path)
-    shape = [type(stage).__name__ for stage in pipeline.stages]
-    if shape != MODEL_STAGES:
-        raise ConfigError(f"--model {path}: its stages are {shape}, not {MODEL_STAGES}; retrain it with this visitseg ({__version__})")
-    return SavedModel(facts["run_id"], facts["grain"], facts["method"], segments, facts["config"], pipeline)
+    try:
+        fitted = Fitted(**facts["fitted"]) if "fitted" in facts else fitted_values(PipelineModel.load(path))
+    except ConfigError as e:
+        raise ConfigError(f"--model {path}: {e}") from None
+    return SavedModel(facts["run_id"], facts["grain"], facts["method"], segments, facts["config"], fitted)
 
 
 MODEL_STAGES = ["SQLTransformer", "VectorAssembler", "StandardScalerModel", "KMeansModel"]  # what `fit` saves (preprocess.py)
