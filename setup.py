@@ -31,8 +31,9 @@ setup(
         # themselves, and each Spark line needs its own Delta line (3.3.x for 3.5, 4.x for 4.x): the
         # constraints file of the line pins it.
         "delta": ["delta-spark>=3.2,<5"],
-        # selenium drives the system's headless Chromium for the report page's browser test and screenshots.
-        "dev": ["pytest>=8", "chispa>=0.10", "scikit-learn>=1.4", "selenium>=4.20"],
+        # selenium drives the system's headless Chromium for the report page's browser test and screenshots;
+        # pytest-xdist runs the suite's files on two workers (`make test`), overlapping their JVM starts and waits.
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "chispa>=0.10", "scikit-learn>=1.4", "selenium>=4.20"],
     },
     entry_points={"console_scripts": ["visitseg=visitseg.cli:main"]},
 )

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import crash_trials
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "chaos.py"
 
 
+@crash_trials
 def test_kills_and_concurrent_runs_leave_consistent_tables(tmp_path):
     figures_path = tmp_path / "chaos.json"
     done = subprocess.run(

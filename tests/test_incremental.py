@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+from support import crash_trials
 
 from visitseg import sample_data
 from visitseg.cli import main
@@ -177,6 +178,7 @@ def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
+@crash_trials
 def test_a_kill_at_any_moment_then_a_rerun_scores_every_visit_once(sample, tmp_path):
     input_format, root = sample
     if input_format != "ga4":
