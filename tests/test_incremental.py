@@ -168,6 +168,30 @@ def test_a_checkpoint_belongs_to_one_stream(sample, tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
 
 
+
+def test_a_batch_committed_before_its_checkpoint_is_replayed_without_writing_again(sample, capsys):
+    """The crash the kill trials meet only now and then: after a batch's Delta commits, before Spark's
+    checkpoint marks the batch done. Removing that mark replays it deterministically: the rerun finds the
+    batch's transaction in both tables, writes neither again, says so, and exits 0."""
+    input_format, root = sample
+    incoming = root / "replayed" / "incoming"
+    incoming.mkdir(parents=True)
+    for f in sorted((root / "days").iterdir())[:3]:
+        shutil.copy(f, incoming)
+    assert main(score_incrementally(input_format, root, incoming, "replayed", "first")) == 0
+    commits = root / "replayed" / "checkpoint" / "train" / "stream" / "commits"
+    last = max((f for f in commits.iterdir() if f.name.isdigit()), key=lambda f: int(f.name))
+    last.unlink()
+    (commits / f".{last.name}.crc").unlink(missing_ok=True)
+    tables = [root / "replayed" / "out" / "session_scores", root / "replayed" / "checkpoint" / "train" / "pending"]
+    before = [version(t) for t in tables]
+    capsys.readouterr()
+    assert main(score_incrementally(input_format, root, incoming, "replayed", "rerun")) == 0
+    assert f"batch {last.name}: 0 new rows, 0 visits scored" in capsys.readouterr().out
+    assert [version(t) for t in tables] == before
+    scores = assert_scored_once_as_in_batch(root, "replayed", sorted(incoming.iterdir()), input_format)
+    assert set(scores.score_run_id) == {"first"}
+
 # --- kill -9 at any moment, then a rerun: every visit scored exactly once ---
 
 KILL_FRACTIONS = (0.4, 0.7, 0.9)  # of a whole run's wall time: reading, scoring and committing, stopping

@@ -174,7 +174,7 @@ class _Batch:
         pending_done = not self.by_hits or _holds(self.pending_path, txn)
         if scores_done and pending_done:
             log.info("score --incremental: batch %d was committed before a crash; not written again", batch_id)
-            return BatchResult(batch_id, 0, 0, 0, 0, True)
+            return BatchResult(batch_id, 0, 0, 0, 0, True, None)
         with self.stages(f"incremental batch {batch_id}") as facts, persisted(raw, StorageLevel.DISK_ONLY) as raw:
             with input_errors(self.cfg.input.path):
                 facts["rows_in"] = raw.count()
