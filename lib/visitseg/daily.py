@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from visitseg.preprocess import FEATURES
 from visitseg.grains import GRAINS
@@ -22,6 +23,26 @@ from visitseg.tables import DAILY_KPIS
 
 DAY = "day"
 STANDARDIZED = "mean_standardized"
+COLUMN_MEAN = "mean_"  # measure name prefix of a feature column's own mean (centres' `mean_<column>`)
+NUMERIC = (T.IntegerType, T.LongType, T.DoubleType, T.FloatType)
+
+
+def numeric_columns(schema: T.StructType) -> list[str]:
+    """The columns whose means the centres report and whose distributions drift profiles."""
+    return [f.name for f in schema.fields if isinstance(f.dataType, NUMERIC)]
+
+
+def column_measures(columns: Iterable[str]) -> dict[str, str]:
+    """Measures (name → SQL) of the columns' own values, so the (cluster, day) pass also sums each column."""
+    return {f"{COLUMN_MEAN}{c}": f"`{c}`" for c in columns}
+
+
+def column_totals(rows: Iterable[Mapping[str, Any]], columns: Iterable[str]) -> dict[str, tuple[int, float]]:
+    """Per column of `column_measures`: its non-null count and its sum over every (cluster, day) row, that is
+    over all rows: what drift's profile needs, without a pass of its own (0.9 s of a 10M-hit score)."""
+    rows = list(rows)
+    return {c: (sum(r[f"count:{COLUMN_MEAN}{c}"] for r in rows), sum(r[f"sum:{COLUMN_MEAN}{c}"] or 0 for r in rows)) for c in columns}
+
 
 def sums_by_cluster_and_day(
     assigned: DataFrame, date_col: str, measures: Mapping[str, str], n_features: int, x: Column | None = None
@@ -76,12 +97,14 @@ def _ratio(total: float, count: int) -> float | None:
     return float(total) / count if count else None
 
 
-def scored_daily_rows(features: DataFrame, model: SavedModel, run_id: str) -> list[tuple]:
+def scored_daily_rows(features: DataFrame, model: SavedModel, run_id: str) -> tuple[list[tuple], dict[str, tuple[int, float]]]:
     """`segment_kpis_daily` rows of the visits a score assigns (the saved preprocessing and centres), from
-    one pass grouped by (raw cluster, day), the way `visitseg run` writes its own."""
+    one pass grouped by (raw cluster, day), the way `visitseg run` writes its own; and the `column_totals`
+    of the numeric feature columns, from the same pass."""
     centres = model.centres
     assigned = with_nearest_centre(model.standardised(features), centres, x=F.col(STANDARDISED))
     grain = GRAINS["visit"]
-    per_day = sums_by_cluster_and_day(assigned, grain.date_col, grain.profile, centres.shape[1], F.col(STANDARDISED))
+    numeric = numeric_columns(features.schema)
+    per_day = sums_by_cluster_and_day(assigned, grain.date_col, {**grain.profile, **column_measures(numeric)}, centres.shape[1], F.col(STANDARDISED))
     ids = {raw: cid for raw, (cid, _) in model.segments.items()}
-    return daily_rows(per_day, ids, dict(model.segments.values()), run_id)
+    return daily_rows(per_day, ids, dict(model.segments.values()), run_id), column_totals(per_day, numeric)

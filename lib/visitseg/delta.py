@@ -40,7 +40,7 @@ from pyspark.sql import types as T
 
 from visitseg.arrow_types import from_arrow_schema, to_arrow_schema
 from visitseg.errors import ConfigError, DeltaTableError, DeltaUnavailableError
-from visitseg.spark import session_conf, session_has_delta
+from visitseg.spark import local_frame, session_conf, session_has_delta
 from visitseg.versions import UnsupportedSparkError, delta_package
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
     schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
     files = table.file_uris()
     if not files:
-        return spark.createDataFrame([], schema)
+        return local_frame(spark, [], schema)
     # basePath makes Spark take partition values from the `col=value` folders the files live in;
     # the explicit schema keeps their types as the Delta log declares them.
     return spark.read.schema(schema).option("basePath", table_uri(path)).parquet(*files).select(*schema.names)

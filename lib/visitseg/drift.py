@@ -34,14 +34,14 @@ from typing import Mapping, Sequence
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from visitseg import delta
 from visitseg.config import Config, MonitorConfig
+from visitseg.daily import numeric_columns
 from visitseg.errors import ConfigError
 from visitseg.grains import GRAINS
 from visitseg.schemas import RUN_ID
-from visitseg.spark import session_conf
+from visitseg.spark import local_frame, session_conf
 from visitseg.tables import CENTERS, DRIFT_SCHEMA, FEATURE_PROFILES, FEATURE_PROFILES_SCHEMA, RUNS, newest_first
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,14 @@ class FeatureProfile:
 
 
 def profile_features(
-    df: DataFrame, columns: Sequence[str], reference: Mapping[str, FeatureProfile], rows: int, key: str | None = None
+    df: DataFrame, columns: Sequence[str], reference: Mapping[str, FeatureProfile], rows: int, key: str | None = None,
+    totals: Mapping[str, tuple[int, float]] | None = None,
 ) -> tuple[list[FeatureProfile], dict[str, list[int]]]:
     """The profile of each column of `df` (`rows` rows, keep it persisted), and its counts in the
     reference's bins (for the columns the reference profiled).
 
-    Counts, nulls and means are exact: one aggregation over every row. Percentiles (quantiles and bin
+    Counts, nulls and means are exact: `totals` (column → non-null count and sum) come from the caller's
+    pass over every row (`daily.column_totals`), else from one aggregation of its own. Percentiles (quantiles and bin
     edges) and bin counts are those of a hash sample of at most about PERCENTILE_SAMPLE rows, chosen by
     `key` so that it is the same rows whatever the partitioning, and brought to the driver (a sample of
     bounded size, whatever the input's): its values are sorted and counted there with numpy.
@@ -81,10 +83,9 @@ def profile_features(
     about 0.3% (PSI noise about 2e-4, against a threshold of 0.25). Inputs of at most PERCENTILE_SAMPLE
     rows are profiled whole."""
     every = max(1, math.ceil(rows / PERCENTILE_SAMPLE)) if key else 1
-    whole = df.agg(
-        F.count(F.lit(1)).alias("_rows"),
-        *[agg for c in columns for agg in (F.count(c).alias(f"{c}:count"), F.avg(F.col(c).cast("double")).alias(f"{c}:mean"))],
-    ).first()
+    if totals is None:
+        whole = df.agg(*[agg for c in columns for agg in (F.count(c).alias(f"{c}:count"), F.sum(c).alias(f"{c}:sum"))]).first()
+        totals = {c: (whole[f"{c}:count"], whole[f"{c}:sum"] or 0) for c in columns}
     sample = df.filter(F.pmod(F.xxhash64(key), F.lit(every)) == 0) if every > 1 else df
     with session_conf(df.sparkSession, {"spark.sql.execution.arrow.pyspark.enabled": "true"}):
         values = sample.select(*[F.col(c).cast("double").alias(c) for c in columns]).toPandas()
@@ -95,7 +96,9 @@ def profile_features(
         # definition of Spark's percentile_approx: each percentile is a value of the data.
         percentiles = np.quantile(present, [*QUANTILES, *BIN_PROBABILITIES], method="inverted_cdf").tolist() if len(present) else [None] * (len(QUANTILES) + len(BIN_PROBABILITIES))
         edges = merged_edges(percentiles[len(QUANTILES):])
-        profiles.append(FeatureProfile(c, whole[f"{c}:count"], whole["_rows"] - whole[f"{c}:count"], whole[f"{c}:mean"], percentiles[: len(QUANTILES)], edges, bin_counts(present, edges)))
+        count, total = totals[c]
+        mean = float(total) / count if count else None
+        profiles.append(FeatureProfile(c, count, rows - count, mean, percentiles[: len(QUANTILES)], edges, bin_counts(present, edges)))
         if c in reference:
             in_reference[c] = bin_counts(present, reference[c].bin_edges)
     return profiles, in_reference
@@ -183,11 +186,11 @@ def drift_rows(
 
 
 def profiles_frame(spark: SparkSession, profiles: Sequence[FeatureProfile], run_id: str) -> DataFrame:
-    return spark.createDataFrame([p.row(run_id) for p in profiles], FEATURE_PROFILES_SCHEMA)
+    return local_frame(spark, [p.row(run_id) for p in profiles], FEATURE_PROFILES_SCHEMA)
 
 
 def drift_frame(spark: SparkSession, rows: Sequence[tuple]) -> DataFrame:
-    return spark.createDataFrame(list(rows), DRIFT_SCHEMA)
+    return local_frame(spark, rows, DRIFT_SCHEMA)
 
 
 def summary(rows: Sequence[tuple]) -> str:
@@ -216,7 +219,7 @@ class Monitoring:
 
 def monitor(
     spark: SparkSession, cfg: Config, features: DataFrame, n_rows: int, reference_run_id: str | None,
-    segments: Mapping[int, SegmentStats], reference_output: str | None = None,
+    segments: Mapping[int, SegmentStats], totals: Mapping[str, tuple[int, float]], reference_output: str | None = None,
 ) -> Monitoring:
     """Profile the numeric columns of `features` (persisted, `n_rows` rows), and compare them and `segments`
     with the reference run's profiles and clusters, read from the tables of `reference_output` (default:
@@ -225,18 +228,15 @@ def monitor(
     reference = _profiles_of(spark, home, reference_run_id) if reference_run_id else {}
     if reference_run_id and not reference:
         log.warning("drift: %s/feature_profiles holds no profile of run %s (written by an older visitseg?): no drift to compute", home, reference_run_id)
-    columns = [f.name for f in features.schema.fields if isinstance(f.dataType, NUMERIC) and f.name != RUN_ID]
+    columns = numeric_columns(features.schema)
     key = GRAINS[cfg.features.grain].key
-    profiles, in_reference_bins = profile_features(features, columns, reference, n_rows, key)
+    profiles, in_reference_bins = profile_features(features, columns, reference, n_rows, key, totals)
     rows = []
     if reference:
         rows = drift_rows(run_id, reference_run_id, reference, in_reference_bins, segments, _segments_of(spark, home, reference_run_id), cfg.monitor)
     result = Monitoring(profiles_frame(spark, profiles, run_id), rows)
     (log.warning if result.drifted else log.info)("drift: %s", result.summary)
     return result
-
-
-NUMERIC = (T.IntegerType, T.LongType, T.DoubleType, T.FloatType)
 
 
 def reference_run(spark: SparkSession, cfg: Config) -> str | None:

@@ -17,10 +17,9 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from visitseg.config import DEFAULT_FEATURES, Config
-from visitseg.daily import STANDARDIZED, cluster_profiles, daily_rows, sums_by_cluster_and_day
+from visitseg.daily import STANDARDIZED, cluster_profiles, column_measures, column_totals, daily_rows, numeric_columns, sums_by_cluster_and_day
 from visitseg.errors import EmptyInputError
 from visitseg.features import FeatureTable
 from visitseg.grains import GRAINS, Grain
@@ -30,7 +29,7 @@ from visitseg.naming import Profile, segment_names, stable_order
 from visitseg.preprocess import FEATURES, fit_preprocessing, usable_features
 from visitseg.rules import RULE_SEGMENTS, rule_segment
 from visitseg.scoring import RAW_CLUSTER, with_nearest_centre, with_segments
-from visitseg.spark import StageLog, persisted
+from visitseg.spark import StageLog, local_frame, persisted
 from visitseg.tables import centers_schema, diagnostics_frame, kpis_frame, mix_frame
 from visitseg.sweep import KResult, choose_k, deterministic_sample, fixed_layout, half, kmeans, sweep, weak_structure
 
@@ -58,6 +57,7 @@ class Segmentation:
     model: PipelineModel
     segments: dict[int, tuple[int, str]]  # the model's raw cluster index → (cluster_id, segment name)
     lineage: DataFrame | None  # cluster_lineage, on a retrain
+    column_totals: dict[str, tuple[int, float]]  # numeric column → (non-null count, sum) over every row, for drift's profile
 
 
 def model_features(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -143,8 +143,8 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
             assigned = prepared.select("*", rule_segment(cfg.rules).alias(RAW_CLUSTER), no_distance.alias("distance_to_centroid"), no_distance.alias("margin"))
         else:
             assigned = with_nearest_centre(prepared, np.array(kmeans_model.clusterCenters()))
-        numeric = [f.name for f in table.df.schema.fields if isinstance(f.dataType, (T.LongType, T.DoubleType, T.IntegerType))]
-        measures = {**grain.profile, **{f"mean_{c}": f"`{c}`" for c in numeric}}
+        numeric = numeric_columns(table.df.schema)
+        measures = {**grain.profile, **column_measures(numeric)}
         per_day = sums_by_cluster_and_day(assigned, grain.date_col, measures, len(usable.kept))
         by_raw = cluster_profiles(per_day, measures)
         model_centres = {i: list(c) for i, c in enumerate(kmeans_model.clusterCenters())}
@@ -201,11 +201,12 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
         labels=labels,
         mix=mix_frame(spark, daily),
         kpis=kpis_frame(spark, daily),
-        centers=spark.createDataFrame(centres, centers_schema(grain, numeric)),
+        centers=local_frame(spark, centres, centers_schema(grain, numeric)),
         diagnostics=diagnostics_frame(spark, results, k, sweep_rows, sampled, run_id),  # with rules: the comparison's sweep
         model=PipelineModel(stages=[*preprocessing.stages, kmeans_model]),
         segments=segments,
         lineage=lineage,
+        column_totals=column_totals(per_day, numeric),
     )
 
 

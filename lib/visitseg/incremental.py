@@ -232,8 +232,8 @@ class _Batch:
         """`segment_kpis_daily`, `feature_profiles` and `drift` of the batch's complete visits, as run `<score run id>-batch<N>`
         (a replayed batch rewrites the same partitions), against the model's run or monitor.baseline_run_id."""
         cfg = with_values(self.cfg, run={"run_id": f"{self.cfg.run.run_id}-batch{batch_id}"})
-        daily = scored_daily_rows(visits, self.saved, cfg.run.run_id)
-        monitoring = monitor(self.spark, cfg, visits, rows, cfg.monitor.baseline_run_id or self.saved.run_id, segment_stats(daily, rows), self.model_output)
+        daily, totals = scored_daily_rows(visits, self.saved, cfg.run.run_id)
+        monitoring = monitor(self.spark, cfg, visits, rows, cfg.monitor.baseline_run_id or self.saved.run_id, segment_stats(daily, rows), totals, self.model_output)
         write_run_table(self.spark, cfg, self.stages, KPIS_DAILY, kpis_frame(self.spark, daily))
         write_run_table(self.spark, cfg, self.stages, FEATURE_PROFILES, monitoring.profiles)
         if monitoring.rows:

@@ -28,6 +28,7 @@ from visitseg.grains import GRAINS
 from visitseg.metrics import adjusted_rand_index
 from visitseg.schemas import RUN_ID
 from visitseg.scoring import MODEL_FACTS, RAW_CLUSTER, STANDARDISED, SavedModel, load_model
+from visitseg.spark import local_frame
 from visitseg.tables import CENTERS, LINEAGE_SCHEMA, RUNS, newest_first
 
 log = logging.getLogger(__name__)
@@ -146,5 +147,5 @@ def labels_agreement(labels: DataFrame, previous_labels: DataFrame, key: str) ->
 
 
 def lineage_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
-    return spark.createDataFrame(rows, LINEAGE_SCHEMA)
+    return local_frame(spark, rows, LINEAGE_SCHEMA)
 

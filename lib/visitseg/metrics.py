@@ -26,7 +26,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.spark import persisted
+from visitseg.spark import local_frame, persisted
 
 SILHOUETTE_DISTANCE = "squaredEuclidean"
 
@@ -89,7 +89,8 @@ def cluster_stats(labelled: DataFrame, features_col: str, d: int, prediction_col
         )
         .collect()
     )
-    mean_table = labelled.sparkSession.createDataFrame(
+    mean_table = local_frame(
+        labelled.sparkSession,
         [(r["k"], r["cluster"], [s / r["n"] for s in r["sum"]]) for r in sums],
         T.StructType([T.StructField("k", T.IntegerType()), T.StructField("cluster", T.IntegerType()), T.StructField("_m", T.ArrayType(T.DoubleType()))])
     )

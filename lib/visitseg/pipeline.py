@@ -62,7 +62,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         seg = fit_segments(spark, cfg, table, stages, previous_run(spark, cfg))
         with stages("drift") as facts:
             segments = {c["cluster_id"]: SegmentStats(c["segment"], c["share"], c["conversion_rate"]) for c in seg.centres}
-            monitoring = monitor(spark, cfg, table.df, table.rows, reference_run(spark, cfg), segments)
+            monitoring = monitor(spark, cfg, table.df, table.rows, reference_run(spark, cfg), segments, seg.column_totals)
             facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
         frames = {
             table.name: table.df,
@@ -137,8 +137,9 @@ def _score(spark: SparkSession, cfg: Config, stages: StageLog, writer: str, tabl
     with stages("score") as facts:
         scores = score_visits(table.df, saved, run_id)
         # The segment KPIs of the scored visits per day, as a run writes them: one pass grouped by
-        # (segment, day), which also gives the days whose partitions the write replaces.
-        daily = scored_daily_rows(table.df, saved, run_id)
+        # (segment, day), which also gives the days whose partitions the write replaces and the
+        # feature columns' counts and sums for drift's profile.
+        daily, totals = scored_daily_rows(table.df, saved, run_id)
         days = sorted({str(row[0]) for row in daily})
         facts.update(rows_in=table.rows, days=len(days))
     path = f"{out}/{SESSION_SCORES}"
@@ -149,7 +150,7 @@ def _score(spark: SparkSession, cfg: Config, stages: StageLog, writer: str, tabl
     with stages("drift") as facts:
         segments = segment_stats(daily, table.rows)
         # The reference of a score is its model's training run: "are today's visits like those the model learnt?"
-        monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments, model_output(path_of_model))
+        monitoring = monitor(spark, cfg, table.df, table.rows, cfg.monitor.baseline_run_id or saved.run_id, segments, totals, model_output(path_of_model))
         facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
     write_run_table(spark, cfg, stages, KPIS_DAILY, kpis_frame(spark, daily))
     write_run_table(spark, cfg, stages, FEATURE_PROFILES, monitoring.profiles)

@@ -37,7 +37,7 @@ from visitseg.config import Config
 from visitseg.grains import Grain
 from visitseg.metrics import SILHOUETTE_DISTANCE
 from visitseg.schemas import RUN_ID
-from visitseg.spark import StageLog
+from visitseg.spark import StageLog, local_frame
 from visitseg.sweep import KResult
 
 RUNS = "runs"
@@ -114,7 +114,7 @@ RUNS_SCHEMA = schema_of(RunRecord)
 
 
 def runs_frame(spark: SparkSession, record: RunRecord) -> DataFrame:
-    return spark.createDataFrame([record.as_row()], RUNS_SCHEMA)
+    return local_frame(spark, [record.as_row()], RUNS_SCHEMA)
 
 
 def newest_first(runs: DataFrame) -> DataFrame:
@@ -159,7 +159,8 @@ DIAGNOSTICS_SCHEMA = T.StructType(
 
 
 def diagnostics_frame(spark: SparkSession, results: list[KResult], k: int, rows: int, sampled: bool, run_id: str) -> DataFrame:
-    return spark.createDataFrame(
+    return local_frame(
+        spark,
         [
             (run_id, r.k, r.inertia, r.silhouette, SILHOUETTE_DISTANCE, r.davies_bouldin, r.calinski_harabasz,
              r.min_cluster_share, r.max_cluster_share, r.stability, rows, sampled, r.seconds, r.k == k)
@@ -194,12 +195,12 @@ KPIS_DAILY_SCHEMA = T.StructType(
 
 def kpis_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
     """`segment_kpis_daily` from `daily.daily_rows`."""
-    return spark.createDataFrame(rows, KPIS_DAILY_SCHEMA)
+    return local_frame(spark, rows, KPIS_DAILY_SCHEMA)
 
 
 def mix_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
     """`cluster_mix_daily`: the KPI rows' counts and shares only (the table's columns since its first run)."""
-    return spark.createDataFrame([(*r[:5], r[-1]) for r in rows], MIX_DAILY_SCHEMA)
+    return local_frame(spark, [(*r[:5], r[-1]) for r in rows], MIX_DAILY_SCHEMA)
 
 
 LINEAGE_SCHEMA = T.StructType(
