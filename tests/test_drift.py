@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
 from scipy.spatial.distance import jensenshannon
 
 from visitseg import drift, sample_data
+from visitseg.daily import column_measures, column_totals, sums_by_cluster_and_day
+from visitseg.scoring import RAW_CLUSTER
 from visitseg.cli import main
 
 N_VISITS = 1500
@@ -80,6 +83,8 @@ def test_drift_is_quiet_on_the_same_distribution_and_flags_planted_shifts(inputs
     assert set(profiles.run_id) == {"a"} and "drift" not in {p.name for p in (inputs / "out").iterdir()}
     pageviews = profiles.set_index("feature").loc["pageviews"]
     assert pageviews["count"] == N_VISITS and pageviews.nulls == 0 and len(pageviews.bin_counts) == len(pageviews.bin_edges) + 1
+    visits = table(inputs / "out" / "visit_features")
+    assert pageviews["mean"] == pytest.approx(visits.pageviews.mean(), rel=1e-12)
     assert sum(pageviews.bin_counts) == N_VISITS and list(pageviews.bin_edges) == sorted(set(pageviews.bin_edges))
 
     # Another draw of the same behaviours, compared with the previous run (the default reference): quiet.
@@ -146,7 +151,10 @@ def test_metrics_match_scipy_and_hand_counts(spark):
     # Deciles of 1..10 plus ties: edges merge, the outer bins are open, nulls stay out of the bins.
     values = [1, 1, 1, 1, 1, 2, 3, 4, 100, None]
     df = spark.createDataFrame([(v,) for v in values], "x long")
-    (profile,), in_reference = drift.profile_features(df, ["x"], {"x": drift.FeatureProfile("x", 0, 0, None, [], [0.5, 2.0, 50.0], [])}, len(values))
+    # The counts and sums a run's or score's (cluster, day) pass gives: here the null in a cluster of its own.
+    grouped = df.select("x", F.when(F.col("x").isNull(), 1).otherwise(0).alias(RAW_CLUSTER), F.lit("2026-10-01").cast("date").alias("day"))
+    totals = column_totals(sums_by_cluster_and_day(grouped, "day", column_measures(["x"]), 0, F.array()), ["x"])
+    (profile,), in_reference = drift.profile_features(df, ["x"], {"x": drift.FeatureProfile("x", 0, 0, None, [], [0.5, 2.0, 50.0], [])}, len(values), totals)
     assert (profile.count, profile.nulls, profile.mean) == (9, 1, pytest.approx(114 / 9))
     assert profile.bin_edges == sorted(set(profile.bin_edges)) and profile.bin_edges[0] == 1.0
     edges = [-math.inf, *profile.bin_edges, math.inf]

@@ -66,14 +66,14 @@ class FeatureProfile:
 
 
 def profile_features(
-    df: DataFrame, columns: Sequence[str], reference: Mapping[str, FeatureProfile], rows: int, key: str | None = None,
-    totals: Mapping[str, tuple[int, float]] | None = None,
+    df: DataFrame, columns: Sequence[str], reference: Mapping[str, FeatureProfile], rows: int,
+    totals: Mapping[str, tuple[int, float]], key: str | None = None,
 ) -> tuple[list[FeatureProfile], dict[str, list[int]]]:
     """The profile of each column of `df` (`rows` rows, keep it persisted), and its counts in the
     reference's bins (for the columns the reference profiled).
 
     Counts, nulls and means are exact: `totals` (column → non-null count and sum) come from the caller's
-    pass over every row (`daily.column_totals`), else from one aggregation of its own. Percentiles (quantiles and bin
+    pass over every row (`daily.column_totals`), so profiling has no such pass of its own. Percentiles (quantiles and bin
     edges) and bin counts are those of a hash sample of at most about PERCENTILE_SAMPLE rows, chosen by
     `key` so that it is the same rows whatever the partitioning, and brought to the driver (a sample of
     bounded size, whatever the input's): its values are sorted and counted there with numpy.
@@ -83,9 +83,6 @@ def profile_features(
     about 0.3% (PSI noise about 2e-4, against a threshold of 0.25). Inputs of at most PERCENTILE_SAMPLE
     rows are profiled whole."""
     every = max(1, math.ceil(rows / PERCENTILE_SAMPLE)) if key else 1
-    if totals is None:
-        whole = df.agg(*[agg for c in columns for agg in (F.count(c).alias(f"{c}:count"), F.sum(c).alias(f"{c}:sum"))]).first()
-        totals = {c: (whole[f"{c}:count"], whole[f"{c}:sum"] or 0) for c in columns}
     sample = df.filter(F.pmod(F.xxhash64(key), F.lit(every)) == 0) if every > 1 else df
     with session_conf(df.sparkSession, {"spark.sql.execution.arrow.pyspark.enabled": "true"}):
         values = sample.select(*[F.col(c).cast("double").alias(c) for c in columns]).toPandas()
@@ -230,7 +227,7 @@ def monitor(
         log.warning("drift: %s/feature_profiles holds no profile of run %s (written by an older visitseg?): no drift to compute", home, reference_run_id)
     columns = numeric_columns(features.schema)
     key = GRAINS[cfg.features.grain].key
-    profiles, in_reference_bins = profile_features(features, columns, reference, n_rows, key, totals)
+    profiles, in_reference_bins = profile_features(features, columns, reference, n_rows, totals, key)
     rows = []
     if reference:
         rows = drift_rows(run_id, reference_run_id, reference, in_reference_bins, segments, _segments_of(spark, home, reference_run_id), cfg.monitor)

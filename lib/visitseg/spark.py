@@ -11,8 +11,8 @@ import contextlib
 import glob
 import logging
 import os
-import sys
 import math
+import sys
 import time
 from typing import Any, Iterator, Mapping, Sequence
 
