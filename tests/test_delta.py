@@ -241,3 +241,22 @@ def test_doubles_and_keys_are_written_without_a_dictionary_and_the_session_is_le
     encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
     dictionary = {column for column, used in encodings.items() if any("DICTIONARY" in e for e in used)}
     assert dictionary == {"segment", "nearest.list.element.cluster_id"}, encodings
+
+
+def test_a_write_spread_over_more_days_than_open_writers_keeps_every_row_once(spark, tmp_path):
+    """A task keeps one open file per day up to OPEN_WRITERS and sorts the rows of later days (Spark's
+    concurrent writers, `_open_writers`): both paths hold every row once, one file per day, and the
+    session's settings are its own again afterwards."""
+    days = [dt.date(2026, 10, 1) + dt.timedelta(days=d) for d in range(delta.OPEN_WRITERS + 8)]
+    schema = T.StructType([T.StructField("visit_key", T.StringType()), T.StructField("visit_date", T.DateType()), T.StructField("run_id", T.StringType())])
+    data = [(f"v{i}", days[(i * 7) % len(days)], "r1") for i in range(len(days) * 5)]  # the days interleaved, as scores arrive
+    keys = ("spark.sql.optimizer.plannedWrite.enabled", "spark.sql.maxConcurrentOutputFileWriters")
+    before = {key: spark.conf.get(key, None) for key in keys}
+
+    result = delta.replace_partition(spark, spark.createDataFrame(data, schema).coalesce(1), str(tmp_path / "t"),
+                                     {"run_id": "r1", "visit_date": [str(d) for d in days]}, "deltalake")
+
+    assert {key: spark.conf.get(key, None) for key in keys} == before
+    assert (result.files, result.rows) == (len(days), len(data))
+    assert_df_equality(delta.read_table(spark, str(tmp_path / "t")).select(*schema.names), spark.createDataFrame(data, schema),
+                       ignore_row_order=True, ignore_nullable=True)
