@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from visitseg.preprocess import FEATURES
 from visitseg.grains import GRAINS
-from visitseg.scoring import RAW_CLUSTER, STANDARDISED, SavedModel, with_nearest_centre
+from visitseg.scoring import RAW_CLUSTER, STANDARDISED, SavedModel
 from visitseg.tables import DAILY_KPIS
 
 DAY = "day"
@@ -97,14 +97,12 @@ def _ratio(total: float, count: int) -> float | None:
     return float(total) / count if count else None
 
 
-def scored_daily_rows(features: DataFrame, model: SavedModel, run_id: str) -> tuple[list[tuple], dict[str, tuple[int, float]]]:
-    """`segment_kpis_daily` rows of the visits a score assigns (the saved preprocessing and centres), from
-    one pass grouped by (raw cluster, day), the way `visitseg run` writes its own; and the `column_totals`
-    of the numeric feature columns, from the same pass."""
-    centres = model.centres
-    assigned = with_nearest_centre(model.standardised(features), centres, x=F.col(STANDARDISED))
+def scored_daily_rows(assigned: DataFrame, numeric: list[str], model: SavedModel, run_id: str) -> tuple[list[tuple], dict[str, tuple[int, float]]]:
+    """`segment_kpis_daily` rows of the visits a score assigns (`assigned_visits` rows), from one pass
+    grouped by (raw cluster, day), the way `visitseg run` writes its own; and the `column_totals` of the
+    feature table's `numeric` columns, from the same pass. No standardised sums: a score has no centres to
+    profile."""
     grain = GRAINS["visit"]
-    numeric = numeric_columns(features.schema)
-    per_day = sums_by_cluster_and_day(assigned, grain.date_col, {**grain.profile, **column_measures(numeric)}, centres.shape[1], F.col(STANDARDISED))
+    per_day = sums_by_cluster_and_day(assigned, grain.date_col, {**grain.profile, **column_measures(numeric)}, 0, F.col(STANDARDISED))
     ids = {raw: cid for raw, (cid, _) in model.segments.items()}
     return daily_rows(per_day, ids, dict(model.segments.values()), run_id), column_totals(per_day, numeric)

@@ -46,15 +46,15 @@ from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import Config, with_values
-from visitseg.daily import scored_daily_rows
+from visitseg.daily import numeric_columns, scored_daily_rows
 from visitseg.drift import Monitoring, drift_frame, monitor, segment_stats
 from visitseg.errors import ConfigError
 from visitseg.ingest import CUT_VISITS_AGAIN, HITS_FROM_RAW, RAW_JSON_SCHEMAS, VISITS_FROM_RAW
 from visitseg.ingest.files import input_errors, read_stream
 from visitseg.runlock import run_lock
 from visitseg.schemas import HIT_SCHEMA
-from visitseg.scoring import SavedModel, score_visits
-from visitseg.spark import StageLog, persisted
+from visitseg.scoring import SCORES_CODEGEN, SavedModel, assigned_visits, score_visits
+from visitseg.spark import StageLog, persisted, session_conf
 from visitseg.tables import DRIFT, FEATURE_PROFILES, KPIS_DAILY, SESSION_SCORES, kpis_frame, write_run_table
 from visitseg.visits import validate_visits, visit_features
 
@@ -219,8 +219,9 @@ class _Batch:
                         .select("visit_key")
                     )
                     fresh = visits.join(scored_before, "visit_key", "left_anti")
-                scores = score_visits(fresh, self.saved, self.cfg.run.run_id)
-                scored = delta.append(self.spark, scores, self.scores_path, {"model_run_id": self.saved.run_id, "visit_date": days}, self.writer, txn).rows
+                scores = score_visits(assigned_visits(fresh, self.saved), self.saved, self.cfg.run.run_id)
+                with session_conf(self.spark, SCORES_CODEGEN):
+                    scored = delta.append(self.spark, scores, self.scores_path, {"model_run_id": self.saved.run_id, "visit_date": days}, self.writer, txn).rows
             monitoring = self._monitor(visits, counts["rows"], txn.version)
         skipped = 0 if scores_done else counts["rows"] - scored
         if skipped:
@@ -232,7 +233,7 @@ class _Batch:
         """`segment_kpis_daily`, `feature_profiles` and `drift` of the batch's complete visits, as run `<score run id>-batch<N>`
         (a replayed batch rewrites the same partitions), against the model's run or monitor.baseline_run_id."""
         cfg = with_values(self.cfg, run={"run_id": f"{self.cfg.run.run_id}-batch{batch_id}"})
-        daily, totals = scored_daily_rows(visits, self.saved, cfg.run.run_id)
+        daily, totals = scored_daily_rows(assigned_visits(visits, self.saved), numeric_columns(visits.schema), self.saved, cfg.run.run_id)
         monitoring = monitor(self.spark, cfg, visits, rows, cfg.monitor.baseline_run_id or self.saved.run_id, segment_stats(daily, rows), totals, self.model_output)
         write_run_table(self.spark, cfg, self.stages, KPIS_DAILY, kpis_frame(self.spark, daily))
         write_run_table(self.spark, cfg, self.stages, FEATURE_PROFILES, monitoring.profiles)

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from visitseg import delta
 from visitseg.config import Config
-from visitseg.daily import scored_daily_rows
+from visitseg.daily import numeric_columns, scored_daily_rows
 from visitseg.drift import Monitoring, SegmentStats, drift_frame, monitor, reference_run, segment_stats
 from visitseg.errors import ConfigError
 from visitseg.features import FeatureTable, built_features
@@ -35,8 +35,8 @@ from visitseg.lineage import previous_run
 from visitseg.report import run_record, write_json
 from visitseg.report_page import write_report
 from visitseg.runlock import run_lock
-from visitseg.scoring import SavedModel, fitted_values, load_model, save_model, score_visits, scoring_config
-from visitseg.spark import StageLog
+from visitseg.scoring import SCORES_CODEGEN, SavedModel, assigned_visits, fitted_values, load_model, save_model, score_visits, scoring_config
+from visitseg.spark import StageLog, session_conf
 from visitseg.tables import CENTERS, DIAGNOSTICS, DRIFT, DRIFT_SCHEMA, FEATURE_PROFILES, MONITORING_SCHEMAS, KPIS_DAILY, KPIS_DAILY_SCHEMA, LINEAGE, MIX_DAILY, RUNS, RUNS_SCHEMA, SESSION_SCORES, SESSION_SCORES_SCHEMA, RunRecord, kpis_frame, newest_first, runs_frame, write_run_table
 
 log = logging.getLogger(__name__)
@@ -135,16 +135,17 @@ def _score(spark: SparkSession, cfg: Config, stages: StageLog, writer: str, tabl
     """The rest of `score_job`, once the visits are built and the model loaded."""
     out, run_id = cfg.output.path, cfg.run.run_id
     with stages("score") as facts:
-        scores = score_visits(table.df, saved, run_id)
+        assigned = assigned_visits(table.df, saved)
+        scores = score_visits(assigned, saved, run_id)
         # The segment KPIs of the scored visits per day, as a run writes them: one pass grouped by
         # (segment, day), which also gives the days whose partitions the write replaces and the
         # feature columns' counts and sums for drift's profile.
-        daily, totals = scored_daily_rows(table.df, saved, run_id)
+        daily, totals = scored_daily_rows(assigned, numeric_columns(table.df.schema), saved, run_id)
         days = sorted({str(row[0]) for row in daily})
         facts.update(rows_in=table.rows, days=len(days))
     path = f"{out}/{SESSION_SCORES}"
     delta.check_schemas({path: scores.schema, f"{out}/{KPIS_DAILY}": KPIS_DAILY_SCHEMA, **{f"{out}/{name}": schema for name, schema in MONITORING_SCHEMAS.items()}})
-    with stages(f"write {SESSION_SCORES}") as facts:
+    with stages(f"write {SESSION_SCORES}") as facts, session_conf(spark, SCORES_CODEGEN):
         result = delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
         facts.update(rows_out=result.rows, version=result.version)
     with stages("drift") as facts:

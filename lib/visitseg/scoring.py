@@ -4,7 +4,9 @@ For each row: the nearest centre, the Euclidean distance to it (standardised uni
 second-nearest centre (small margin = a borderline row), what Spark ML's KMeansModel does not return.
 Built-in column functions only: no Python UDF. Ties go to the lower centre index, as in
 KMeansModel.predict. (Sorting an array of (distance, index) structs per row was 6x slower than sorting
-plain doubles and picking the index separately; scoring, which returns that array, builds it from ranks.)
+plain doubles and picking the index separately; scoring, which returns that array, builds it from ranks.
+The doubles are sorted with `sort_array`, which Spark compiles, not `array_sort`, which calls its
+comparator function per pair: the session_scores write's first stage took 2.9 s against 5.5 s.)
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ from visitseg.metrics import double, squared_distance
 from visitseg.preprocess import FEATURES, winsorizing_selects
 from visitseg.report import write_json
 
+# Spark's advice for HotSpot (the setting's own documentation): the session_scores plan's generated Java
+# (K distances, K² rank comparisons, the nearest-first array) has methods over the JVM's 8,000-byte limit
+# for JIT compilation, which then run interpreted for the whole write. With this limit Spark compiles such
+# a plan operator by operator instead. The write's first stage took 2.9-3.3 s with it and 4.7 s without
+# (15.8 s once `sort_array` made the method larger still). Set for score writes only: the feature
+# aggregation's plans were no faster with it.
+SCORES_CODEGEN = {"spark.sql.codegen.hugeMethodLimit": "8000"}
 RAW_CLUSTER = "raw_cluster"
 NEAREST_CENTROIDS = "nearest_centroids"
 STANDARDISED = "standardised_features"  # array<double>: the features as the model's k-means saw them
@@ -49,7 +58,7 @@ def with_nearest_centre(df: DataFrame, centres: np.ndarray, cluster_ids: Sequenc
             "*",
             f"CASE {' '.join(f'WHEN {n} = {nearest} THEN {i}' for i, n in enumerate(names))} END AS {RAW_CLUSTER}",
             f"{nearest} AS distance_to_centroid",
-            f"array_sort(array({', '.join(names)}))[1] - {nearest} AS margin",
+            f"sort_array(array({', '.join(names)}))[1] - {nearest} AS margin",
         )
     )
     if cluster_ids is not None:
@@ -202,11 +211,18 @@ def model_facts(path: str) -> dict[str, Any]:
     return facts
 
 
-def score_visits(features: DataFrame, model: SavedModel, score_run_id: str) -> DataFrame:
-    """`session_scores` rows of the visit feature rows: the saved preprocessing, then the nearest centre."""
+def assigned_visits(features: DataFrame, model: SavedModel) -> DataFrame:
+    """The visit feature rows with the saved preprocessing's STANDARDISED array, their nearest centre
+    (raw_cluster, distance_to_centroid, margin, nearest_centroids), cluster_id and segment: what a score's
+    `session_scores` rows and its segment KPIs both read. One plan for both: Spark prunes what each does
+    not use, and the driver parses and analyses the long expressions once (0.5 s less in a fresh JVM)."""
     centres = model.centres
     ids = [model.segments[raw][0] for raw in range(len(centres))]
-    assigned = with_segments(with_nearest_centre(model.standardised(features), centres, ids, F.col(STANDARDISED)), model.segments)
+    return with_segments(with_nearest_centre(model.standardised(features), centres, ids, F.col(STANDARDISED)), model.segments)
+
+
+def score_visits(assigned: DataFrame, model: SavedModel, score_run_id: str) -> DataFrame:
+    """`session_scores` rows of `assigned_visits` rows."""
     # One task per day: `session_scores` is partitioned by day, and every task would otherwise write a
     # file into every day's folder (tasks x days files, each moved and listed in the commit one by one).
     return assigned.select(
