@@ -124,3 +124,16 @@ def test_generate_writes_the_requested_size_and_planted_labels(spark, tmp_path, 
     events = spark.read.option("header", True).csv(str(out))
     assert abs(events.count() - 4000) < 600  # the mix averages MEAN_HITS_PER_VISIT hits (events lack checkouts)
     assert "planted labels in" in capsys.readouterr().out
+
+
+def test_demo_runs_the_whole_job_on_its_sample_and_prints_the_segments(spark, tmp_path, capsys):
+    """`make demo`, the README's first command: the sample hits, then everything `run` does, drift
+    check included (its `--fail-on-drift` flag once went missing from `demo` and crashed its last line)."""
+    from visitseg.cli import DEMO_VISITS
+
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--set", "run.run_id=demo"]) == 0
+    out = capsys.readouterr().out
+    assert f"run demo: {DEMO_VISITS:,} rows, K = " in out
+    assert "report: " in out and "report.html" in out
+    runs = DeltaTable(str(tmp_path / "demo" / "runs")).to_pyarrow_table().to_pylist()
+    assert [(r["run_id"], r["n_rows"]) for r in runs] == [("demo", DEMO_VISITS)]

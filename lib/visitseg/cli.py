@@ -82,6 +82,7 @@ def make_parser() -> argparse.ArgumentParser:
                              "output.keep_runs = N also drops all but the newest N")
     demo = commands.add_parser("demo", help="generate the bundled sample hits and run the whole job on them")
     _common(demo)
+    _fail_on_drift(demo)  # the demo ends as `run` does, drift check included
     generate = commands.add_parser("generate", help="write planted sample hits of any size, in parallel on Spark")
     generate.add_argument("--format", required=True, choices=INPUT_FORMATS, dest="sample_format")
     generate.add_argument("--hits", required=True, type=_positive_int, help="about this many hits (visits = hits / %.1f)" % sample_data.MEAN_HITS_PER_VISIT)
