@@ -20,12 +20,12 @@ from pathlib import Path
 
 from pyspark import StorageLevel
 
-from visitseg import sample_data
-from visitseg.config import SparkConfig, load_config, with_values
-from visitseg.features import FeatureTable
+from visitseg.ingest import sample_data
+from visitseg.core.config import SparkConfig, load_config, with_values
+from visitseg.pipelines.features import FeatureTable
 from visitseg.ingest import read_visits
-from visitseg.fit import fit_segments
-from visitseg.spark import StageLog, build_session, persisted
+from visitseg.model.fit import fit_segments
+from visitseg.core.spark import StageLog, build_session, persisted
 
 
 def main() -> None:
@@ -52,13 +52,13 @@ def main() -> None:
                 for _ in range(args.runs):
                     stages = StageLog(spark)
                     seg = fit_segments(spark, cfg, table, stages)
-                    seg.labels.write.format("noop").mode("overwrite").save()  # the assignment is lazy: force it
+                    seg.tables["session_clusters"].write.format("noop").mode("overwrite").save()  # the assignment is lazy: force it
                     by_stage = {r["stage"]: r["seconds"] for r in stages.records}
                     timings.append({"sweep": by_stage["sweep"], "final_fit": by_stage["final model"] + by_stage.get("compare methods", 0.0) + by_stage["assign and profile"], "k": seg.k})
             results.append(
                 {
                     "visits": table.rows,
-                    "sweep_rows": seg.sweep_rows,
+                    "sweep_rows": seg.selection.sweep_rows,
                     "sweep_seconds_median": statistics.median(t["sweep"] for t in timings),
                     "final_fit_seconds_median": statistics.median(t["final_fit"] for t in timings),
                     "runs": timings,

@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {

@@ -43,7 +43,7 @@ from urllib.parse import unquote
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 
 RUN_TABLES = ("visit_features", "session_clusters", "cluster_centers", "k_diagnostics", "cluster_mix_daily", "segment_kpis_daily")
 KEYED = {"visit_features": "visit_key", "session_clusters": "visit_key"}

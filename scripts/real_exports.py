@@ -19,11 +19,11 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from visitseg import delta
-from visitseg.config import SparkConfig, load_config, with_values
-from visitseg.pipeline import run_job
-from visitseg.grains import GRAINS
-from visitseg.spark import build_session
+from visitseg.storage import delta
+from visitseg.core.config import SparkConfig, load_config, with_values
+from visitseg.pipelines.run import run_job
+from visitseg.features.grains import GRAINS
+from visitseg.core.spark import build_session
 
 ROOT = Path(__file__).resolve().parents[1]
 GA4_DAYS = ("2020-11-01", "2020-11-02", "2020-11-04", "2020-11-05", "2020-11-06", "2020-11-07")
@@ -77,7 +77,7 @@ def main() -> None:
         cfg = with_values(base, run={"run_id": name}, input={"format": fmt, "path": path, **window}, output={"path": out})
         summary = run_job(spark, cfg)
         seg = summary.segmentation
-        chosen = next(r for r in seg.results if r.k == seg.k)
+        chosen = next(r for r in seg.selection.results if r.k == seg.selection.k)
         unit = "visits" if cfg.features.grain == "visit" else "users"
         buyers, concentration = buyer_concentration(spark, out, name, cfg.features.grain)
         print(f"\n## {name}: {summary.record.n_rows:,} {unit}, {buyers:,} with a purchase")
@@ -86,16 +86,16 @@ def main() -> None:
         print(f"why: {seg.reason}")
         if seg.weak_structure:
             print(f"WARNING: {seg.weak_structure}")
-        print("stability per K: " + ", ".join(f"{r.k}: {r.stability:.2f}" for r in seg.results))
-        for method, f in (seg.comparison or {}).items():
+        print("stability per K: " + ", ".join(f"{r.k}: {r.stability:.2f}" for r in seg.selection.results))
+        for method, f in (seg.selection.comparison or {}).items():
             print(f"{method:>6}: {f['segments']} segments, mean eta² {f['mean_eta_squared']:.3f}, "
                   f"split stability {f['split_stability_ari']:.3f}, profile shift {f['profile_shift']:.3f} sd")
         views = "pageviews" if cfg.features.grain == "visit" else "views_per_session"
         print(f"| {'segment':<32} | {'share':>6} | {'conversion':>10} | {'bounce':>6} | {'cart':>6} | {views:>9} |")
         for c in seg.centres:
-            mean_views = c[views] if views in c else c["total_views"] / c["sessions"]
-            print(f"| {c['segment']:<32} | {c['share']:>6.1%} | {c['conversion_rate']:>10.1%} | {c['bounce_rate']:>6.1%} | "
-                  f"{c['cart_rate']:>6.1%} | {mean_views:>9.1f} |")
+            mean_views = c.means[views] if views in c.means else c.means["total_views"] / c.means["sessions"]
+            print(f"| {c.segment:<32} | {c.share:>6.1%} | {c.conversion_rate:>10.1%} | {c.bounce_rate:>6.1%} | "
+                  f"{c.cart_rate:>6.1%} | {mean_views:>9.1f} |")
     spark.stop()
 
 

@@ -21,8 +21,8 @@ from deltalake import DeltaTable
 from sklearn.metrics import adjusted_rand_score  # the dev extra
 
 from visitseg.cli import main as visitseg
-from visitseg.config import SparkConfig
-from visitseg.spark import build_session
+from visitseg.core.config import SparkConfig
+from visitseg.core.spark import build_session
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ("2020-11-01", "2020-11-05")  # [from, to): 2020-11-01, -02 and -04 (the source lacks -03)

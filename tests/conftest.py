@@ -8,9 +8,9 @@ import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
-from visitseg.config import SparkConfig
-from visitseg.spark import build_session
-from visitseg.versions import delta_package
+from visitseg.core.config import SparkConfig
+from visitseg.core.spark import build_session
+from visitseg.core.versions import delta_package
 
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, no warning

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import pyspark
 import pytest
 
-from visitseg.config import Config, load_config, with_values
+from visitseg.core.config import Config, load_config, with_values
 
 
 def make_config(input_format: str = "", path: str = "", output: str = "", overrides: Iterable[str] = (), **sections: dict) -> Config:

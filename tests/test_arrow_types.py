@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import types as T
 
-from visitseg.arrow_types import UnsupportedTypeError, from_arrow_schema, to_arrow_schema
+from visitseg.core.arrow_types import UnsupportedTypeError, from_arrow_schema, to_arrow_schema
 
 SPARK = T.StructType(
     [

@@ -20,7 +20,7 @@ from deltalake import DeltaTable, write_deltalake
 from support import write_json_lines
 from test_ga360 import SESSIONS
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 from visitseg.cli import main
 
 GOOD_VISITS = 240

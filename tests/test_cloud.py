@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from visitseg.config import load_config
-from visitseg.versions import DELTA_PACKAGES, UnsupportedSparkError, delta_package, spark_line
+from visitseg.core.config import load_config
+from visitseg.core.versions import DELTA_PACKAGES, UnsupportedSparkError, delta_package, spark_line
 
 ROOT = Path(__file__).resolve().parents[1]
 

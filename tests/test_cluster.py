@@ -19,7 +19,7 @@ import pyspark
 import pytest
 from deltalake import DeltaTable
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 from visitseg.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

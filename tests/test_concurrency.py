@@ -14,9 +14,9 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from test_delta import write
 
-from visitseg import delta
-from visitseg.errors import RunInProgressError
-from visitseg.runlock import LOCK_DIR, run_lock
+from visitseg.storage import delta, delta_log
+from visitseg.core.errors import RunInProgressError
+from visitseg.storage.runlock import LOCK_DIR, run_lock
 
 
 def test_a_second_writer_of_one_run_id_is_refused_and_the_lock_leaves_nothing_behind(tmp_path):
@@ -59,13 +59,13 @@ def test_conflicts_are_retried_and_other_errors_are_not(monkeypatch):
             raise CommitFailedError("a concurrent transaction deleted data this operation read")
         return 7
 
-    assert delta.with_retries(flaky, delta._deltalake_conflict, "t") == 7 and len(calls) == 3
+    assert delta_log.with_retries(flaky, delta_log.deltalake_conflict, "t") == 7 and len(calls) == 3
     with pytest.raises(ValueError):
-        delta.with_retries(lambda: (_ for _ in ()).throw(ValueError("bug")), delta._deltalake_conflict, "t")
+        delta_log.with_retries(lambda: (_ for _ in ()).throw(ValueError("bug")), delta_log.deltalake_conflict, "t")
     always = []
     with pytest.raises(CommitFailedError):
-        delta.with_retries(lambda: always.append(1) or (_ for _ in ()).throw(CommitFailedError("x")), delta._deltalake_conflict, "t")
-    assert len(always) == delta.COMMIT_ATTEMPTS
+        delta_log.with_retries(lambda: always.append(1) or (_ for _ in ()).throw(CommitFailedError("x")), delta_log.deltalake_conflict, "t")
+    assert len(always) == delta_log.COMMIT_ATTEMPTS
 
 
 def test_four_runs_racing_into_a_new_table_all_land(spark, tmp_path):

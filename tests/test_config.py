@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from visitseg.config import Config, load_config
-from visitseg.errors import ConfigError
+from visitseg.core.config import Config, load_config
+from visitseg.core.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

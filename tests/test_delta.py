@@ -13,10 +13,10 @@ from chispa import assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import types as T
 
-from visitseg import delta
-from visitseg.errors import ConfigError, DeltaTableError, DeltaUnavailableError
-from visitseg.spark import session_has_delta
-from visitseg.versions import DELTA_PACKAGES, delta_package
+from visitseg.storage import delta
+from visitseg.core.errors import ConfigError, DeltaTableError, DeltaUnavailableError
+from visitseg.core.spark import session_has_delta
+from visitseg.core.versions import DELTA_PACKAGES, delta_package
 
 SCHEMA = T.StructType(
     [

@@ -18,9 +18,11 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 from scipy.spatial.distance import jensenshannon
 
-from visitseg import drift, sample_data
-from visitseg.daily import column_measures, column_totals, sums_by_cluster_and_day
-from visitseg.scoring import RAW_CLUSTER
+from visitseg.monitor import drift
+from visitseg.ingest import sample_data
+from visitseg.model.profiles import column_measures, column_totals, sums_by_cluster_and_day
+from visitseg.storage.tables import FeatureProfileRow
+from visitseg.model.assign import RAW_CLUSTER
 from visitseg.cli import main
 
 N_VISITS = 1500
@@ -154,7 +156,7 @@ def test_metrics_match_scipy_and_hand_counts(spark):
     # The counts and sums a run's or score's (cluster, day) pass gives: here the null in a cluster of its own.
     grouped = df.select("x", F.when(F.col("x").isNull(), 1).otherwise(0).alias(RAW_CLUSTER), F.lit("2026-10-01").cast("date").alias("day"))
     totals = column_totals(sums_by_cluster_and_day(grouped, "day", column_measures(["x"]), 0, F.array()), ["x"])
-    (profile,), in_reference = drift.profile_features(df, ["x"], {"x": drift.FeatureProfile("x", 0, 0, None, [], [0.5, 2.0, 50.0], [])}, len(values), totals)
+    (profile,), in_reference = drift.profile_features(df, ["x"], {"x": FeatureProfileRow("a", "x", 0, 0, None, [], [0.5, 2.0, 50.0], [])}, len(values), totals, "b")
     assert (profile.count, profile.nulls, profile.mean) == (9, 1, pytest.approx(114 / 9))
     assert profile.bin_edges == sorted(set(profile.bin_edges)) and profile.bin_edges[0] == 1.0
     edges = [-math.inf, *profile.bin_edges, math.inf]

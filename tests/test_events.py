@@ -8,7 +8,7 @@ import pytest
 from chispa import assert_df_equality
 from support import make_config
 
-from visitseg.errors import DataQualityError, InputSchemaError
+from visitseg.core.errors import DataQualityError, InputSchemaError
 from visitseg.ingest import read_hits
 
 MIN = 60_000

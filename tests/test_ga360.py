@@ -8,11 +8,12 @@ import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from support import make_config, utc, write_json_lines
 
-from visitseg.errors import GrainError, InputSchemaError
-from visitseg import sample_data
-from visitseg.ingest import read_hits, read_visits
-from visitseg.schemas import HIT_SCHEMA
-from visitseg.visits import visit_features
+from visitseg.core.errors import GrainError, InputSchemaError
+from visitseg.ingest import sample_data
+from ga360_oracle import ga360_hits
+from visitseg.ingest import read_visits
+from visitseg.features.schemas import HIT_SCHEMA
+from visitseg.features.visits import visit_features
 
 START = 1790000000  # 2026-09-21T14:13:20Z
 
@@ -69,7 +70,7 @@ def test_nested_hits_become_canonical_hits(spark, tmp_path):
     path = write_json_lines(tmp_path / "ga360" / "ga_sessions_20261001.json", SESSIONS)
     cfg = make_config("ga360", path, overrides=["input.date_from=2026-10-01"])
 
-    hits = read_hits(spark, cfg)
+    hits = ga360_hits(spark, cfg)
 
     d1, d2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
     expected = spark.createDataFrame(
@@ -96,7 +97,7 @@ def test_parquet_export_with_integer_columns(spark, tmp_path):
         "'transactionRevenue', cast(h.transaction.transactionRevenue as long)), 'product', h.product)) as hits",
     )
     typed.write.parquet(str(tmp_path / "parquet"))
-    hits = read_hits(spark, make_config("ga360", str(tmp_path / "parquet")))
+    hits = ga360_hits(spark, make_config("ga360", str(tmp_path / "parquet")))
     assert hits.count() == 4
     assert hits.agg({"revenue": "sum"}).first()[0] == pytest.approx(25.5)
 
@@ -104,14 +105,14 @@ def test_parquet_export_with_integer_columns(spark, tmp_path):
 def test_duplicate_sessions_fail_with_counts_and_keys(spark, tmp_path):
     path = write_json_lines(tmp_path / "dup.json", SESSIONS + SESSIONS[:1])
     with pytest.raises(GrainError, match=r"1 keys \(visit_key\) occur more than once, e.g. 111-1001"):
-        read_hits(spark, make_config("ga360", path))
+        ga360_hits(spark, make_config("ga360", path))
 
 
 def test_missing_nested_column_is_named(spark, tmp_path):
     broken = [dict(SESSIONS[0], hits=[{k: v for k, v in h.items() if k != "page"} for h in SESSIONS[0]["hits"]])]
     spark.read.json(write_json_lines(tmp_path / "b.json", broken)).write.parquet(str(tmp_path / "p"))
     with pytest.raises(InputSchemaError, match="hits.page.pagePath is missing"):
-        read_hits(spark, make_config("ga360", str(tmp_path / "p")))
+        ga360_hits(spark, make_config("ga360", str(tmp_path / "p")))
 
 
 def test_wrong_type_is_named(spark, tmp_path):
@@ -119,7 +120,7 @@ def test_wrong_type_is_named(spark, tmp_path):
         "*", "array(1.5D) as channelGrouping2"
     ).drop("channelGrouping").withColumnRenamed("channelGrouping2", "channelGrouping").write.parquet(str(tmp_path / "p"))
     with pytest.raises(InputSchemaError, match="channelGrouping has type array<double>, expected string"):
-        read_hits(spark, make_config("ga360", str(tmp_path / "p")))
+        ga360_hits(spark, make_config("ga360", str(tmp_path / "p")))
 
 
 EDGE_SESSIONS = SESSIONS + [
@@ -147,7 +148,7 @@ def test_visits_from_nested_rows_equal_visits_from_canonical_hits(spark, tmp_pat
     """The GA360 shortcut (no explode, no shuffle) must give exactly the canonical aggregation's rows."""
     cfg = make_config("ga360", write_json_lines(tmp_path / "edge.json", EDGE_SESSIONS), run={"run_id": "r1"})
     direct = read_visits(spark, cfg)
-    assert_df_equality(direct, visit_features(read_hits(spark, cfg), "r1"), ignore_row_order=True)
+    assert_df_equality(direct, visit_features(ga360_hits(spark, cfg), "r1"), ignore_row_order=True)
     edge = direct.filter("visit_key = '444-4004'").first()
     # T7 twice with two revenues is two transactions (as GA's totals count them); the "(not set)" hit
     # carries no revenue, so it is no transaction record.
@@ -160,4 +161,4 @@ def test_visits_from_nested_rows_equal_the_canonical_path_on_generated_data(spar
     path = str(tmp_path / "gen")
     sample_data.write_sample(spark, "ga360", path, 2000, days=3, seed=5)
     cfg = make_config("ga360", path, run={"run_id": "r1"})
-    assert_approx_df_equality(read_visits(spark, cfg), visit_features(read_hits(spark, cfg), "r1"), 1e-9, ignore_row_order=True)
+    assert_approx_df_equality(read_visits(spark, cfg), visit_features(ga360_hits(spark, cfg), "r1"), 1e-9, ignore_row_order=True)

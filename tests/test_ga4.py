@@ -8,9 +8,9 @@ import pytest
 from chispa import assert_df_equality
 from support import make_config, utc, write_json_lines
 
-from visitseg.errors import InputSchemaError
+from visitseg.core.errors import InputSchemaError
 from visitseg.ingest import read_hits
-from visitseg.schemas import HIT_SCHEMA
+from visitseg.features.schemas import HIT_SCHEMA
 
 T0 = 1790000000
 

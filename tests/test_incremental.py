@@ -25,7 +25,7 @@ import pytest
 from deltalake import DeltaTable
 from support import crash_trials
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 from visitseg.cli import main
 
 N_VISITS = 700

@@ -8,10 +8,9 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 from visitseg.cli import main
-from visitseg.lineage import match
-from visitseg.tables import LINEAGE_SCHEMA
+from visitseg.model.lineage import match
 
 
 def test_match_pairs_centres_optimally_and_cuts_far_ones():
@@ -53,7 +52,8 @@ def test_a_retrain_keeps_ids_and_gives_a_new_behaviour_a_new_id(spark, tmp_path)
     retrain = centers[centers.run_id == "retrain"].set_index("cluster_id")
     lineage = table(f"{out}/cluster_lineage").sort_values("cluster_id")
 
-    assert list(lineage.columns) == LINEAGE_SCHEMA.names and len(lineage) == 5
+    assert list(lineage.columns) == ["run_id", "cluster_id", "previous_run_id", "previous_cluster_id", "centroid_shift", "share",
+                                     "previous_share", "adjusted_rand_index", "shared_visits"] and len(lineage) == 5
     kept = lineage[lineage.previous_cluster_id.notna()]
     assert sorted(kept.cluster_id) == [0, 1, 2, 3] and (kept.cluster_id == kept.previous_cluster_id).all()
     assert (kept.centroid_shift < 1.0).all() and set(lineage.previous_run_id) == {"first"}

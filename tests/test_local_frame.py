@@ -10,7 +10,7 @@ import math
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from visitseg.spark import local_frame
+from visitseg.core.spark import local_frame
 
 SCHEMA = T.StructType(
     [

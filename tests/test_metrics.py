@@ -9,7 +9,7 @@ from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.linalg import Vectors
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from visitseg.metrics import adjusted_rand_index, cluster_stats, contingency_tables, silhouettes
+from visitseg.model.metrics import adjusted_rand_index, cluster_stats, contingency_tables, silhouettes
 
 
 @pytest.fixture(scope="module")

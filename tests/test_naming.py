@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from visitseg.config import load_config
-from visitseg.naming import Profile, descriptive_name, segment_names, stable_order
+from visitseg.core.config import load_config
+from visitseg.model.naming import Profile, descriptive_name, segment_names, stable_order
 
 NAMING = load_config().naming
 

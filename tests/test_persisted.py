@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark import StorageLevel
 
-from visitseg.spark import persisted
+from visitseg.core.spark import persisted
 
 
 def test_persisted_releases_the_cache_when_the_block_fails(spark):

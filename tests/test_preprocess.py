@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pyspark.ml import PipelineModel
 
-from visitseg.config import load_config
-from visitseg.errors import InputSchemaError
-from visitseg.preprocess import FEATURES, Winsorizer, fit_preprocessing, usable_features
+from visitseg.core.config import load_config
+from visitseg.core.errors import InputSchemaError
+from visitseg.model.preprocess import FEATURES, Winsorizer, fit_preprocessing, usable_features
 
 VALUES = [float(v) for v in range(1, 20)] + [1000.0]  # one wild value
 

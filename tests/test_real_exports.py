@@ -17,10 +17,11 @@ import pytest
 from pyspark.sql import functions as F
 from support import make_config
 
-from visitseg import delta
-from visitseg.ingest import read_hits, read_visits
-from visitseg.pipeline import run_job
-from visitseg.visits import visit_features
+from visitseg.storage import delta
+from ga360_oracle import ga360_hits
+from visitseg.ingest import read_visits
+from visitseg.pipelines.run import run_job
+from visitseg.features.visits import visit_features
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 pytestmark = pytest.mark.skipif(
@@ -73,7 +74,7 @@ def test_ga360_hit_level_definitions_differ_from_totals_only_where_documented(sp
     """The canonical hit path (no totals) differs from GA's totals in the sessions the README names:
     2 sessions' revenue (a repeated transaction id with two revenues, GA's totals lower) and 7 sessions'
     bounce (two interaction hits yet totals.bounces = 1). Both counts come from the file."""
-    hits_only = local_pandas(visit_features(read_hits(spark, make_config("ga360", str(GA360))), "t"), ["transactions", "transaction_revenue", "is_bounce"])
+    hits_only = local_pandas(visit_features(ga360_hits(spark, make_config("ga360", str(GA360))), "t"), ["transactions", "transaction_revenue", "is_bounce"])
     joined = ga360_totals.join(hits_only, rsuffix="_hits")
     revenue_differs = ~np.isclose(joined.transaction_revenue_hits, joined.transaction_revenue)
     expected_revenue_differs = ~np.isclose(ga360_totals.hit_revenue, ga360_totals.transaction_revenue)

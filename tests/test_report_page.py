@@ -10,10 +10,10 @@ import re
 
 from chispa import assert_df_equality
 
-from visitseg.daily import DAY, STANDARDIZED, cluster_profiles, daily_rows
-from visitseg.tables import DAILY_KPIS, MIX_DAILY_SCHEMA, kpis_frame, mix_frame
-from visitseg.report_page import ReportData, render
-from visitseg.scoring import RAW_CLUSTER
+from visitseg.model.profiles import DAY, MEAN_STANDARDISED, cluster_profiles, daily_rows
+from visitseg.storage.tables import DAILY_KPIS, KpiRow, MixRow, rows_frame
+from visitseg.report.page import ReportData, render
+from visitseg.model.assign import RAW_CLUSTER
 
 D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 
@@ -22,29 +22,32 @@ def test_profiles_and_daily_rows_divide_the_same_sums():
     sums = lambda conv, count: {"sum:conversion_rate": conv, "count:conversion_rate": count}  # noqa: E731
     rows = [
         {RAW_CLUSTER: 7, DAY: D1, "n": 1, **sums(0.0, 1), "sum:revenue_per_visit": 0.0, "count:revenue_per_visit": 1,
-         "sum:bounce_rate": 1.0, "count:bounce_rate": 1, f"sum:{STANDARDIZED}": [-1.0, 0.0]},
+         "sum:bounce_rate": 1.0, "count:bounce_rate": 1, f"sum:{MEAN_STANDARDISED}": [-1.0, 0.0]},
         {RAW_CLUSTER: 3, DAY: D1, "n": 2, **sums(1.0, 2), "sum:revenue_per_visit": 30.0, "count:revenue_per_visit": 2,
-         "sum:bounce_rate": 0.0, "count:bounce_rate": 2, f"sum:{STANDARDIZED}": [2.0, 4.0]},
+         "sum:bounce_rate": 0.0, "count:bounce_rate": 2, f"sum:{MEAN_STANDARDISED}": [2.0, 4.0]},
         {RAW_CLUSTER: 3, DAY: D2, "n": 1, **sums(1.0, 1), "sum:revenue_per_visit": 50.0, "count:revenue_per_visit": 1,
-         "sum:bounce_rate": None, "count:bounce_rate": 0, f"sum:{STANDARDIZED}": [1.0, 2.0]},
+         "sum:bounce_rate": None, "count:bounce_rate": 0, f"sum:{MEAN_STANDARDISED}": [1.0, 2.0]},
     ]
     profiles = cluster_profiles(rows, DAILY_KPIS)
     assert profiles == {
-        7: {"n": 1, "conversion_rate": 0.0, "revenue_per_visit": 0.0, "bounce_rate": 1.0, STANDARDIZED: [-1.0, 0.0]},
-        3: {"n": 3, "conversion_rate": 2 / 3, "revenue_per_visit": 80 / 3, "bounce_rate": 0.0, STANDARDIZED: [1.0, 2.0]},
+        7: {"n": 1, "conversion_rate": 0.0, "revenue_per_visit": 0.0, "bounce_rate": 1.0, MEAN_STANDARDISED: [-1.0, 0.0]},
+        3: {"n": 3, "conversion_rate": 2 / 3, "revenue_per_visit": 80 / 3, "bounce_rate": 0.0, MEAN_STANDARDISED: [1.0, 2.0]},
     }
     assert daily_rows(rows, {7: 0, 3: 1}, {0: "Bouncers", 1: "Buyers"}, "r") == [
-        (D1, 0, "Bouncers", 1, 1 / 3, 0.0, 0.0, 1.0, "r"),
-        (D1, 1, "Buyers", 2, 2 / 3, 0.5, 15.0, 0.0, "r"),
-        (D2, 1, "Buyers", 1, 1.0, 1.0, 50.0, None, "r"),  # no bounce flag that day: unknown, not 0
+        KpiRow(D1, 0, "Bouncers", 1, 1 / 3, 0.0, 0.0, 1.0, "r"),
+        KpiRow(D1, 1, "Buyers", 2, 2 / 3, 0.5, 15.0, 0.0, "r"),
+        KpiRow(D2, 1, "Buyers", 1, 1.0, 1.0, 50.0, None, "r"),  # no bounce flag that day: unknown, not 0
     ]
 
 
-def test_mix_frame_keeps_the_tables_first_columns(spark):
-    rows = [(D1, 1, "Buyers", 2, 1.0, 0.5, 15.0, 0.0, "r")]
-    expected = spark.createDataFrame([(D1, 1, "Buyers", 2, 1.0, "r")], MIX_DAILY_SCHEMA)
-    assert_df_equality(mix_frame(spark, rows), expected)
-    assert kpis_frame(spark, rows).schema.names == ["visit_date", "cluster_id", "segment", "n_visits", "share", *DAILY_KPIS, "run_id"]
+def test_the_mix_rows_are_the_kpi_rows_first_columns(spark):
+    kpis = [KpiRow(D1, 1, "Buyers", 2, 1.0, 0.5, 15.0, 0.0, "r")]
+    expected = spark.createDataFrame([(D1, 1, "Buyers", 2, 1.0, "r")], "visit_date date, cluster_id int, segment string, n_visits long, pct double, run_id string")
+    assert_df_equality(rows_frame(spark, [k.mix() for k in kpis], MixRow), expected)
+    assert rows_frame(spark, kpis, KpiRow).schema.simpleString() == (
+        "struct<visit_date:date,cluster_id:int,segment:string,n_visits:bigint,share:double,conversion_rate:double,"
+        "revenue_per_visit:double,bounce_rate:double,run_id:string>"
+    )
 
 
 def report_data(**run) -> ReportData:

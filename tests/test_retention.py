@@ -8,9 +8,9 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import types as T
 
-from visitseg import delta
+from visitseg.storage import delta
 from visitseg.cli import main
-from visitseg.retention import runs_to_drop
+from visitseg.storage.retention import runs_to_drop
 
 UTC = dt.timezone.utc
 STARTS = {"a": dt.datetime(2026, 11, 1, tzinfo=UTC), "b": dt.datetime(2026, 11, 2, tzinfo=UTC), "c": dt.datetime(2026, 11, 3, tzinfo=UTC)}

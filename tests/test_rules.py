@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from chispa import assert_df_equality
 
-from visitseg.compare import eta_squared, half_mean_shift, nearest_centre_shift
-from visitseg.config import load_config
-from visitseg.rules import RULE_SEGMENTS, rule_segment
+from visitseg.model.compare import eta_squared, half_mean_shift, nearest_centre_shift
+from visitseg.core.config import load_config
+from visitseg.model.rules import RULE_SEGMENTS, rule_segment
 
 COLUMNS = "visit_key string, transactions long, checkouts long, shipping_infos long, payment_infos long, add_to_carts long, is_bounce boolean, product_views long, searches long"
 

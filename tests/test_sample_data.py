@@ -5,7 +5,7 @@ from __future__ import annotations
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 
 
 def test_same_seed_same_rows_whatever_the_partitioning(spark):

@@ -14,13 +14,14 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from visitseg import sample_data
+from visitseg.ingest import sample_data
 from visitseg.cli import main
-from visitseg.preprocess import FEATURES
-from visitseg.scoring import MODEL_FACTS, STANDARDISED, load_model
-from visitseg.tables import SESSION_SCORES_SCHEMA
+from visitseg.model.preprocess import FEATURES
+from visitseg.model.saved_model import MODEL_FACTS, STANDARDISED, load_model
 
 N_VISITS = 900
+SCORE_COLUMNS = ["visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", "nearest_centroids",
+                 "model_run_id", "score_run_id"]
 DAYS = 4
 
 
@@ -46,7 +47,7 @@ def score(root, *extra: str, model: str = "latest", run_id: str = "s1", output: 
 def test_scoring_the_training_visits_gives_the_training_labels(trained):
     assert score(trained) == 0
     scores = table(trained / "out" / "session_scores")
-    assert list(scores.columns) == SESSION_SCORES_SCHEMA.names and len(scores) == N_VISITS
+    assert list(scores.columns) == SCORE_COLUMNS and len(scores) == N_VISITS
     labels = table(trained / "out" / "session_clusters")
     both = scores.merge(labels, on="visit_key", suffixes=("", "_train"), validate="one_to_one")
     assert len(both) == N_VISITS

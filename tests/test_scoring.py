@@ -7,7 +7,7 @@ import pytest
 from pyspark.ml.clustering import KMeans
 from pyspark.ml.linalg import Vectors
 
-from visitseg.scoring import RAW_CLUSTER, with_nearest_centre
+from visitseg.model.assign import RAW_CLUSTER, with_nearest_centre
 
 
 def test_distance_and_margin(spark):

@@ -9,8 +9,8 @@ import sys
 
 from deltalake import DeltaTable
 
-from visitseg import sample_data
-from visitseg.redact import MASK, SecretFilter, is_secret_key, redacted
+from visitseg.ingest import sample_data
+from visitseg.core.redact import MASK, SecretFilter, is_secret_key, redacted
 
 SET_SECRET = "s3a-Secret-4f1c9e"
 FILE_SECRET = "azureKey+77/QzX=="

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from pyspark.ml.linalg import Vectors
 
-from visitseg.config import load_config
-from visitseg.preprocess import FEATURES
-from visitseg.sweep import KResult, _ranks, choose_k, elbow_k, fixed_layout, half, kmeans, poor_optima, sweep
+from visitseg.core.config import load_config
+from visitseg.model.preprocess import FEATURES
+from visitseg.model.sweep import KResult, _ranks, choose_k, elbow_k, fixed_layout, half, kmeans, poor_optima, sweep
 
 
 def result(k, inertia, sil, db, ch, min_share=0.1, max_share=0.5, stability=1.0):

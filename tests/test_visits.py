@@ -8,10 +8,10 @@ import pytest
 from chispa import assert_df_equality
 from support import utc
 
-from visitseg.errors import DataQualityError, EmptyInputError, GrainError
-from visitseg.schemas import HIT_SCHEMA, USER_FEATURES_SCHEMA, VISIT_FEATURES_SCHEMA
-from visitseg.users import user_features
-from visitseg.visits import validate_visits, visit_features
+from visitseg.core.errors import DataQualityError, EmptyInputError, GrainError
+from visitseg.features.schemas import HIT_SCHEMA, USER_FEATURES_SCHEMA, VISIT_FEATURES_SCHEMA
+from visitseg.features.users import user_features
+from visitseg.features.visits import validate_visits, visit_features
 
 D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 3)
 T0 = 1790000000

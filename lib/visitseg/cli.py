@@ -16,19 +16,22 @@ from typing import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
-from visitseg import __version__, delta, sample_data
-from visitseg.config import INPUT_FORMATS, Config, load_config, with_values
-from visitseg.errors import ConfigError, DriftDetected, VisitsegError
-from visitseg.redact import mask_logs
-from visitseg.features import built_features
-from visitseg.drift import Monitoring
-from visitseg.incremental import IncrementalSummary
-from visitseg.pipeline import RunSummary, ScoreSummary, incremental_score_job, run_job, score_job
-from visitseg.report_page import write_report
-from visitseg.retention import drop_runs
-from visitseg.runlock import run_lock
-from visitseg.spark import StageLog, build_session
-from visitseg.tables import write_run_table
+from visitseg import __version__
+from visitseg.storage import delta
+from visitseg.ingest import sample_data
+from visitseg.core.config import INPUT_FORMATS, Config, load_config, with_values
+from visitseg.core.errors import ConfigError, DriftDetected, VisitsegError
+from visitseg.core.redact import mask_logs
+from visitseg.pipelines.features import built_features
+from visitseg.monitor.drift import Monitoring
+from visitseg.pipelines.incremental import IncrementalSummary, incremental_score_job
+from visitseg.pipelines.run import RunSummary, run_job
+from visitseg.pipelines.score import ScoreSummary, score_job
+from visitseg.report.page import write_report
+from visitseg.storage.retention import drop_runs
+from visitseg.storage.runlock import run_lock
+from visitseg.core.spark import StageLog, build_session
+from visitseg.storage.tables import write_run_table
 
 log = logging.getLogger("visitseg")
 
@@ -136,9 +139,9 @@ def check_output(path: str) -> None:
 
 def command_features(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
     stages = StageLog(spark)
-    delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if the writer cannot run
+    writer = delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if the writer cannot run
     with run_lock(cfg.output.path, cfg.run.run_id), built_features(spark, cfg, stages) as table:
-        result = write_run_table(spark, cfg, stages, table.name, table.df)
+        result = write_run_table(spark, cfg.output.path, cfg.run.run_id, writer, stages, table.name, table.df)
     print(f"{table.name}: {result.rows:,} rows, run_id {cfg.run.run_id}, Delta version {result.version} at {result.path}")
 
 
@@ -159,7 +162,6 @@ def check_drift(monitoring: Monitoring, args: argparse.Namespace, cfg: Config) -
 def describe_run(summary: RunSummary) -> str:
     """What a person wants after a run: where the tables are, the chosen K and why, and the segments."""
     record, seg = summary.record, summary.segmentation
-    count_col = next(c for c in ("n_visits", "n_users") if c in seg.centres[0])
     lines = [
         f"run {record.run_id}: {record.n_rows:,} rows, K = {seg.k}",
         f"  why: {seg.reason}",
@@ -170,8 +172,8 @@ def describe_run(summary: RunSummary) -> str:
     ]
     for c in seg.centres:
         lines.append(
-            f"    {c['cluster_id']:>3}  {c['segment']:<20} {c[count_col]:>9,} {c['share']:>7.1%} "
-            f"{c['conversion_rate']:>11.1%} {c['revenue_per_visit']:>14.2f}"
+            f"    {c.cluster_id:>3}  {c.segment:<20} {c.size:>9,} {c.share:>7.1%} "
+            f"{c.conversion_rate:>11.1%} {c.revenue_per_visit:>14.2f}"
         )
     lines.append("  tables (Delta):")
     lines += [f"    {name:<18} {path}" for name, path in summary.tables.items()]

@@ -1,37 +1,64 @@
-"""Input adapters: each turns one export format into the canonical hit table (`schemas.HIT_SCHEMA`)."""
+"""Input adapters: one `Format` per export, turning its rows into the canonical hit table
+(`features.schemas.HIT_SCHEMA`) or, for exports whose rows already are visits, into visit rows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
-from visitseg.config import Config
-from visitseg.errors import ConfigError
+from visitseg.core.config import Config
+from visitseg.core.errors import ConfigError
+from visitseg.features.visits import visit_features
 from visitseg.ingest import events, ga4, ga360
-from visitseg.visits import visit_features
+from visitseg.ingest.files import read_raw
 
-ADAPTERS = {"ga360": ga360.read_hits, "ga4": ga4.read_hits, "events": events.read_hits}
-# Formats whose rows already are visits aggregate them without going through the hit table (same result).
-VISIT_READERS = {"ga360": ga360.read_visits}
+
+@dataclass(frozen=True)
+class Format:
+    """One export format. A format of hits (GA4, event logs) gives canonical hits, from which visits are
+    built; the incremental scorer joins held-back hits to a micro-batch's and cuts the visits again. A
+    format of visits (GA360: one row per session, hits nested) gives visit rows straight from its rows."""
+
+    json_schema: T.StructType | None  # of its JSON files (None: inferred, the flat event log)
+    hits_from_raw: Callable[[DataFrame, Config, dict | None], DataFrame] | None = None  # rows → canonical hits
+    cut_visits_again: Callable[[DataFrame, Config], DataFrame] | None = None  # hits → the same hits, visits made whole
+    visits_from_raw: Callable[[DataFrame, Config], DataFrame] | None = None  # whole-visit rows → visit rows
+    read_visits: Callable[[SparkSession, Config], DataFrame] | None = None  # a visit format's own batch reader
+
+    @property
+    def by_hits(self) -> bool:
+        return self.hits_from_raw is not None
+
+
+FORMATS = {
+    "ga360": Format(ga360.GA360_JSON_SCHEMA, visits_from_raw=ga360.visits_from_raw, read_visits=ga360.read_visits),
+    "ga4": Format(ga4.GA4_JSON_SCHEMA, hits_from_raw=ga4.hits_from_raw, cut_visits_again=ga4.cut_visits_again),
+    "events": Format(None, hits_from_raw=events.hits_from_raw, cut_visits_again=events.cut_visits_again),
+}
+
+
+def format_of(name: str) -> Format:
+    if name not in FORMATS:
+        raise ConfigError(f"input.format: must be one of {', '.join(FORMATS)}, got {name!r}; pass --input-format")
+    return FORMATS[name]
 
 
 def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """The canonical hit table of `cfg.input`, restricted to the configured date window. Rows an adapter
-    ignores (counted, under input.max_invalid_fraction) are reported in `facts`, which the run records."""
-    if cfg.input.format not in ADAPTERS:
-        raise ConfigError(f"input.format: must be one of {', '.join(ADAPTERS)}, got {cfg.input.format!r}; pass --input-format")
-    return ADAPTERS[cfg.input.format](spark, cfg, {} if facts is None else facts)
+    """The canonical hit table of `cfg.input` (a format of hits), restricted to the configured date window.
+    Rows an adapter ignores (counted, under input.max_invalid_fraction) are reported in `facts`, which the
+    run records."""
+    fmt = format_of(cfg.input.format)
+    if not fmt.by_hits:
+        raise ConfigError(f"input.format = {cfg.input.format!r}: its rows are whole visits; read them with read_visits")
+    return fmt.hits_from_raw(read_raw(spark, cfg.input, fmt.json_schema), cfg, {} if facts is None else facts)
 
 
 def read_visits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
     """The visit feature table of `cfg.input` (lazy; validate it with `visits.validate_visits`)."""
-    if cfg.input.format in VISIT_READERS:
-        return VISIT_READERS[cfg.input.format](spark, cfg)
+    fmt = format_of(cfg.input.format)
+    if fmt.read_visits is not None:
+        return fmt.read_visits(spark, cfg)
     return visit_features(read_hits(spark, cfg, facts), cfg.run.run_id)
-
-
-# Incremental scoring (`visitseg.incremental`) takes the adapters in parts: the raw rows of a micro-batch
-# come from a stream, and hits held back from earlier batches join the new ones before visits are built.
-RAW_JSON_SCHEMAS = {"ga360": ga360.GA360_JSON_SCHEMA, "ga4": ga4.GA4_JSON_SCHEMA, "events": None}
-HITS_FROM_RAW = {"ga4": ga4.hits_from_raw, "events": events.hits_from_raw}  # raw rows → canonical hits
-CUT_VISITS_AGAIN = {"ga4": ga4.cut_visits_again, "events": events.cut_visits_again}  # hits → the same hits, visits made whole
-VISITS_FROM_RAW = {"ga360": ga360.visits_from_raw}  # formats whose rows are whole visits

@@ -6,8 +6,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.config import InputConfig
-from visitseg.schemas import HIT_SCHEMA, conform
+from visitseg.core.config import InputConfig
+from visitseg.features.schemas import HIT_SCHEMA, conform
 
 
 def struct_type(**fields: T.DataType) -> T.StructType:

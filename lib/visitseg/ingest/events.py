@@ -1,7 +1,7 @@
 """Flat event logs (the public Retailrocket `events.csv` layout by default): one row per event.
 
 Columns are mapped through `[events]` in the config. Visits are cut by `events.session_gap_minutes` of
-inactivity (see `visitseg.sessionize`). Timestamps are epoch milliseconds (or `events.timestamp_unit`), UTC; the visit date is the UTC
+inactivity (see `features.sessionize`). Timestamps are epoch milliseconds (or `events.timestamp_unit`), UTC; the visit date is the UTC
 date the visit started on, so a visit that crosses midnight counts on its first day. The date window is
 applied to events before sessionising, so a visit that straddles a window edge is cut there.
 """
@@ -11,15 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.config import TIMESTAMP_UNITS, Config, EventsConfig
-from visitseg.errors import DataQualityError
+from visitseg.core.config import TIMESTAMP_UNITS, Config, EventsConfig
+from visitseg.core.errors import DataQualityError
 from visitseg.ingest.common import in_date_window, to_hit_table
-from visitseg.ingest.files import read_raw
-from visitseg.schemas import (
+from visitseg.features.schemas import (
     ADD_PAYMENT_INFO,
     ADD_SHIPPING_INFO,
     ADD_TO_CART,
@@ -31,20 +30,14 @@ from visitseg.schemas import (
     SEARCH,
     TRANSACTION,
 )
-from visitseg.sessionize import with_sessions
-from visitseg.validate import check_rows, require_columns
+from visitseg.features.sessionize import with_sessions
+from visitseg.features.validate import check_rows, require_columns
 
 log = logging.getLogger(__name__)
 
 
-def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """Canonical hits from a flat event log; fails on null or unparsable timestamps and visitor ids.
-    Events of no funnel step are kept as plain hits and counted in `facts` (`unmapped_events`)."""
-    return hits_from_raw(read_raw(spark, cfg.input), cfg, facts)
-
-
 def hits_from_raw(raw: DataFrame, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """Canonical hits from log rows already read (by `read_hits`, or a micro-batch of `visitseg.incremental`)."""
+    """Canonical hits from log rows already read (by `read_hits`, or a micro-batch of `pipelines.incremental`)."""
     events = mapped_events(raw, cfg.events)
     unmapped = ~F.coalesce(F.col("event").isin(*funnel_values(cfg.events).values()), F.lit(False))
     counts = check_rows(

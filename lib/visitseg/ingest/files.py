@@ -15,8 +15,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from visitseg.config import InputConfig
-from visitseg.errors import ConfigError, EmptyInputError, InputSchemaError
+from visitseg.core.config import InputConfig
+from visitseg.core.errors import ConfigError, EmptyInputError, InputSchemaError
 
 EXTENSIONS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".ndjson": "json", ".csv": "csv", ".avro": "avro"}
 

@@ -21,12 +21,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.config import Config
-from visitseg.ingest.common import NOT_SET, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
+from visitseg.core.config import Config
+from visitseg.ingest.common import NOT_SET, in_yyyymmdd_window, null_if_not_set, struct_type, yyyymmdd_to_date
 from visitseg.ingest.files import read_raw
-from visitseg.schemas import ADD_TO_CART, CHECKOUT, FUNNEL_COUNTS, PAGE, PRODUCT_VIEW, PURCHASE
-from visitseg.validate import check_unique_keys, require_columns
-from visitseg.visits import finish_visits
+from visitseg.features.schemas import ADD_TO_CART, CHECKOUT, FUNNEL_COUNTS, PAGE, PRODUCT_VIEW
+from visitseg.features.validate import require_columns
+from visitseg.features.visits import finish_visits
 
 _S = T.StringType()
 
@@ -84,13 +84,6 @@ ACTION_CODES = {"2": PRODUCT_VIEW, "3": ADD_TO_CART, "5": CHECKOUT}
 MICROS = 1_000_000
 
 
-def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """Canonical hits from a GA360 export; fails on duplicate (fullVisitorId, visitId) sessions. Every row is a hit: none is ignored, so `facts` gets nothing."""
-    sessions = read_sessions(spark, cfg)
-    check_unique_keys(sessions, ["visit_key"], "ga360 sessions (fullVisitorId-visitId)")
-    return hits_from_sessions(sessions)
-
-
 def read_visits(spark: SparkSession, cfg: Config) -> DataFrame:
     """The visit feature table straight from the session rows, equal to `visit_features(read_hits(…))`.
 
@@ -111,7 +104,7 @@ def read_sessions(spark: SparkSession, cfg: Config) -> DataFrame:
 
 
 def visits_from_raw(raw: DataFrame, cfg: Config) -> DataFrame:
-    """Visit rows of export rows already read (a micro-batch of `visitseg.incremental`): a GA360 daily
+    """Visit rows of export rows already read (a micro-batch of `pipelines.incremental`): a GA360 daily
     table holds sessions GA has closed, so each row is a whole visit as it arrives."""
     return visits_from_sessions(sessions_from_raw(raw, cfg), cfg.run.run_id)
 
@@ -205,32 +198,3 @@ def _length(values: Column) -> Column:
     return F.coalesce(F.size(values), F.lit(0)).cast("long")
 
 
-def hits_from_sessions(sessions: DataFrame) -> DataFrame:
-    """Explode the nested hits (sessions without hits have nothing to segment and are dropped)."""
-    hit = F.col("hit")
-    is_transaction = hit["transaction"]["transactionRevenue"].isNotNull()
-    code = hit["eCommerceAction"]["action_type"]
-    action = F.when(is_transaction, F.lit(PURCHASE)).otherwise(F.coalesce(*[F.when(code == c, F.lit(name)) for c, name in ACTION_CODES.items()]))
-    exploded = sessions.select("*", F.explode("hits").alias("hit")).drop("hits")
-    return to_hit_table(
-        exploded.select(
-            "visit_key",
-            "user_key",
-            "visit_date",
-            F.timestamp_micros(F.col("visit_start_sec") * 1_000_000 + hit["time"].cast("long") * 1000).alias("hit_ts"),
-            hit["hitNumber"].cast("long").alias("hit_number"),
-            hit["type"].alias("hit_type"),
-            F.when(hit["type"] == PAGE, hit["page"]["pagePath"]).alias("page_path"),
-            action.alias("ecommerce_action"),
-            F.get(hit["product"], 0)["productSKU"].alias("product_id"),
-            F.when(is_transaction, null_if_not_set(hit["transaction"]["transactionId"])).alias("transaction_id"),
-            F.when(is_transaction, hit["transaction"]["transactionRevenue"].cast("double") / MICROS).alias("revenue"),
-            "channel",
-            "source",
-            "medium",
-            "device",
-            "country",
-            F.lit(None).alias("engagement_ms"),
-            F.lit(None).alias("session_engaged"),
-        )
-    )

@@ -14,14 +14,13 @@ visit when both days are read; its date is the date of its first event.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.config import Config
+from visitseg.core.config import Config
 from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
-from visitseg.ingest.files import read_raw
-from visitseg.schemas import (
+from visitseg.features.schemas import (
     ADD_PAYMENT_INFO,
     ADD_SHIPPING_INFO,
     ADD_TO_CART,
@@ -34,7 +33,7 @@ from visitseg.schemas import (
     SEARCH,
     TRANSACTION,
 )
-from visitseg.validate import require_columns
+from visitseg.features.validate import require_columns
 
 _S = T.StringType()
 
@@ -90,13 +89,8 @@ def event_param(name: str, field: str) -> Column:
     return F.get(F.filter("event_params", lambda p: p["key"] == name), 0)["value"][field]
 
 
-def read_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """Canonical hits from a GA4 export. Every row is a hit: none is ignored, so `facts` gets nothing."""
-    return hits_from_raw(read_raw(spark, cfg.input, GA4_JSON_SCHEMA), cfg, facts)
-
-
 def hits_from_raw(raw: DataFrame, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """Canonical hits from export rows already read (by `read_hits`, or a micro-batch of `visitseg.incremental`)."""
+    """Canonical hits from export rows already read (by `read_hits`, or a micro-batch of `pipelines.incremental`)."""
     require_columns(raw, REQUIRED, "ga4 input")
     return hits_from_events(raw.filter(in_yyyymmdd_window(F.col("event_date"), cfg.input)))
 
@@ -134,14 +128,17 @@ def hits_from_events(events: DataFrame) -> DataFrame:
     return number_hits(hits)
 
 
-def number_hits(hits: DataFrame, cfg: Config | None = None) -> DataFrame:
+def number_hits(hits: DataFrame) -> DataFrame:
     """GA4 has no hit number: number events within the visit by time, ties broken by every other hit
     column, so only hits equal in all of them can swap numbers, which changes nothing downstream. Those
     are canonical columns only: the hits of a visit that arrived in pieces (incremental scoring) are
-    numbered again, the same way. `cfg` is unused; every adapter's `cut_visits_again` takes it."""
+    numbered again, the same way."""
     ties = [f.name for f in HIT_SCHEMA.fields if f.name not in ("visit_key", "hit_ts", "hit_number")]
     order = Window.partitionBy("visit_key").orderBy("hit_ts", *[F.col(c).asc_nulls_first() for c in ties])
     return to_hit_table(hits.withColumn("hit_number", F.row_number().over(order)))
 
 
-cut_visits_again = number_hits  # a GA4 visit is its ga_session_id: the visits stay, their hits are numbered anew
+def cut_visits_again(hits: DataFrame, cfg: Config) -> DataFrame:
+    """A GA4 visit is its ga_session_id: the visits stay, their hits are numbered anew (the `Format`
+    interface passes the configuration, which the event log's sessionising needs and GA4's does not)."""
+    return number_hits(hits)

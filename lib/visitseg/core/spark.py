@@ -1,0 +1,175 @@
+"""The one SparkSession builder outside tests, and per-stage progress logging.
+
+Delta Lake is switched on only when its jars can actually be loaded: production clusters ship them
+(or receive them through `--packages io.delta:delta-spark_2.13:…`), while machines without Maven access
+cannot fetch them, and setting the Delta extension without the jars breaks the session at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import math
+import sys
+import time
+from typing import Any, Iterator, Mapping, Sequence
+
+import pandas as pd
+import pyarrow as pa
+from pyspark import SparkConf, StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from visitseg.core.arrow_types import to_arrow_schema
+from visitseg.core.config import SparkConfig
+from visitseg.core.redact import SECRET_KEY
+from visitseg.core.versions import spark_line
+
+log = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def build_session(cfg: SparkConfig) -> SparkSession:
+    """Create (or join, under spark-submit) the session, with Delta configured when its jars exist."""
+    conf = SparkConf()  # under spark-submit this already holds the submit-time settings
+    conf.setAppName(cfg.app_name)
+    if cfg.master:
+        conf.setMaster(cfg.master)
+    if cfg.driver_memory:
+        conf.set("spark.driver.memory", cfg.driver_memory)
+    if cfg.shuffle_partitions:
+        conf.set("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+    conf.set("spark.sql.session.timeZone", "UTC")  # visit dates and hit times are UTC throughout
+    conf.set("spark.ui.showConsoleProgress", "false")  # progress goes to the log, stage by stage
+    # Let adaptive execution coalesce the partitions of persisted tables too (else 200 tiny files a table).
+    conf.set("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")
+    # Spark's own masking (UI, event log, plans) covers the same credential-like names as visitseg's.
+    conf.set("spark.redaction.regex", f"(?i){SECRET_KEY}")
+    for key, value in cfg.conf.items():
+        conf.set(key, value)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ and (conf.get("spark.master") or "local").startswith("local"):
+        # visitseg starts a local JVM itself: its Python workers (Spark's own, used to deserialise the few
+        # small tables built on the driver) must run this interpreter, not whatever `python3` is on the
+        # PATH — PySpark refuses a worker of another minor version (seen: a 3.10 venv, python3 = 3.11).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if delta_jars_available(conf) and not conf.get("spark.sql.extensions"):
+        conf.set("spark.sql.extensions", DELTA_EXTENSION)
+        conf.set("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+    spark = SparkSession.builder.config(conf=conf).getOrCreate()
+    log.info(
+        "Spark %s session %s, master %s, Delta jars %s",
+        spark.version,
+        cfg.app_name,
+        spark.sparkContext.master,
+        "present" if session_has_delta(spark) else "absent (jar-free Delta writer will be used)",
+    )
+    return spark
+
+
+def delta_jars_available(conf: SparkConf) -> bool:
+    """True when the Delta jars are on the driver classpath or requested through --packages/--jars."""
+    requested = " ".join(conf.get(key, "") or "" for key in ("spark.jars.packages", "spark.jars"))
+    if "delta-spark" in requested or "delta-core" in requested or "io.delta" in requested:
+        return True
+    spark_home = os.environ.get("SPARK_HOME") or os.path.dirname(__import__("pyspark").__file__)
+    return bool(glob.glob(os.path.join(spark_home, "jars", "delta-spark_*.jar")))
+
+
+def session_has_delta(spark: SparkSession) -> bool:
+    """True when `format("delta")` works in this session (extension set and classes loadable)."""
+    if DELTA_EXTENSION not in (spark.conf.get("spark.sql.extensions", "") or ""):
+        return False
+    try:
+        jvm = spark.sparkContext._jvm  # type: ignore[union-attr]
+        jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", False, False)
+    except Exception:  # py4j raises a generic error when the class is missing
+        return False
+    return True
+
+
+class StageLog:
+    """Runs named stages: labels their Spark jobs in the UI, logs rows and seconds, keeps the figures.
+
+    Usage: `with stages("aggregate visits") as facts: facts["rows_out"] = n`. The kept records go to the
+    run report, so counts are only those a stage already materialises (each extra count() is a Spark job).
+    """
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self.records: list[dict] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[dict]:
+        facts: dict = {}
+        self.spark.sparkContext.setJobDescription(f"visitseg: {name}")
+        log.info("stage %s: started", name)
+        started = time.perf_counter()
+        try:
+            yield facts
+        finally:
+            self.spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+        facts["seconds"] = round(time.perf_counter() - started, 3)
+        self.records.append({"stage": name, **facts})
+        figures = ", ".join(f"{k} {v:,}" if type(v) is int else f"{k} {v}" for k, v in facts.items())
+        log.info("stage %s: done, %s", name, figures)
+
+
+@contextlib.contextmanager
+def persisted(df: DataFrame, level: StorageLevel) -> Iterator[DataFrame]:
+    """`df` persisted at `level` for the `with` block, and unpersisted when it ends, by an error too: a
+    failed stage must not leave executors holding its blocks (a long-lived session would keep them)."""
+    cached = df.persist(level)
+    try:
+        yield cached
+    finally:
+        cached.unpersist()
+
+
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """Session settings for the `with` block only, restored after it (by an error too). Spark copies the
+    session's settings into the Hadoop configuration of each write, where the Parquet writer reads its own."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+ARROW = {"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.sql.execution.arrow.pyspark.fallback.enabled": "false"}
+
+
+def local_frame(spark: SparkSession, rows: Sequence[Sequence[Any] | Mapping[str, Any]], schema: T.StructType) -> DataFrame:
+    """A DataFrame of a few rows built on the driver (KPIs, profiles, drift, run records), handed to the
+    JVM as Arrow data. `createDataFrame` of Python rows runs a Python worker to unpickle them: starting one
+    cost about 1 s of a 47 s `visitseg score`, for tables of a few hundred rows.
+    Spark 4 takes an Arrow table as it is. Spark 3.5 takes pandas only, and its Arrow conversion reads NaN as
+    null: columns of Python objects keep integers exact, and rows holding a NaN go the slower, exact way."""
+    names = schema.names
+    records = [dict(row) if isinstance(row, Mapping) else dict(zip(names, row)) for row in rows]
+    with session_conf(spark, ARROW):
+        if spark_line(spark.version) >= (4, 0):
+            return spark.createDataFrame(pa.Table.from_pylist(records, schema=to_arrow_schema(schema)), schema)
+        if not any(_has_nan(value) for record in records for value in record.values()):
+            return spark.createDataFrame(pd.DataFrame({n: pd.Series([r.get(n) for r in records], dtype=object) for n in names}), schema)
+    return spark.createDataFrame(records, schema)
+
+
+def _has_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, Mapping):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nan(v) for v in value)
+    return False
