@@ -17,7 +17,7 @@ from visitseg.ingest.ga360 import ACTION_CODES, MICROS, read_sessions
 
 def ga360_hits(spark: SparkSession, cfg: Config, facts: dict | None = None) -> DataFrame:
     """Canonical hits from a GA360 export; fails on duplicate (fullVisitorId, visitId) sessions. Every row is a hit: none is ignored, so `facts` gets nothing."""
-    sessions = read_sessions(spark, cfg)
+    sessions = read_sessions(spark, cfg.input)
     check_unique_keys(sessions, ["visit_key"], "ga360 sessions (fullVisitorId-visitId)")
     return hits_from_sessions(sessions)
 

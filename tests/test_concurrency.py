@@ -50,7 +50,7 @@ def test_a_lock_held_on_another_host_is_respected(tmp_path):
 
 
 def test_conflicts_are_retried_and_other_errors_are_not(monkeypatch):
-    monkeypatch.setattr(delta, "FIRST_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(delta_log, "FIRST_BACKOFF_SECONDS", 0.0)
     calls = []
 
     def flaky() -> int:

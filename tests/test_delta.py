@@ -13,7 +13,7 @@ from chispa import assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import types as T
 
-from visitseg.storage import delta
+from visitseg.storage import delta, delta_log
 from visitseg.core.errors import ConfigError, DeltaTableError, DeltaUnavailableError
 from visitseg.core.spark import session_has_delta
 from visitseg.core.versions import DELTA_PACKAGES, delta_package
@@ -96,7 +96,7 @@ def test_failure_between_spark_write_and_commit_leaves_previous_version(spark, t
     def crash(*args, **kwargs):
         raise RuntimeError("driver died before the commit")
 
-    monkeypatch.setattr(delta, "_commit", crash)  # our own commit step, after Spark wrote the files
+    monkeypatch.setattr(delta_log, "_commit", crash)  # our own commit step, after Spark wrote the files
     with pytest.raises(RuntimeError, match="before the commit"):
         write(spark, path, "r1", 7, offset=50)
     monkeypatch.undo()
@@ -104,7 +104,7 @@ def test_failure_between_spark_write_and_commit_leaves_previous_version(spark, t
     table = DeltaTable(str(path))
     assert table.version() == 0
     assert sorted(delta.read_table(spark, str(path)).toPandas().visit_key.dropna()) == ["v0", "v1", "v2", "v3"]
-    assert not os.listdir(path / delta.STAGING_DIR)  # the attempt's staging files are cleaned up
+    assert not os.listdir(path / delta_log.STAGING_DIR)  # the attempt's staging files are cleaned up
     referenced = {os.path.basename(u) for u in table.file_uris()}
     on_disk = set(os.listdir(path / "run_id=r1"))
     assert referenced == on_disk  # the failed attempt's files, moved in before the commit, are removed again

@@ -18,9 +18,10 @@ from visitseg.ingest.files import read_raw
 
 @dataclass(frozen=True)
 class Format:
-    """One export format. A format of hits (GA4, event logs) gives canonical hits, from which visits are
-    built; the incremental scorer joins held-back hits to a micro-batch's and cuts the visits again. A
-    format of visits (GA360: one row per session, hits nested) gives visit rows straight from its rows."""
+    """One export format, as the pipelines use it. A format of hits (GA4, event logs) gives canonical hits,
+    from which visits are built; the incremental scorer joins held-back hits to a micro-batch's and cuts
+    the visits again. A format of visits (GA360: one row per session, hits nested) gives visit rows
+    straight from its rows. The adapters take the config sections they read; this is where they are bound."""
 
     json_schema: T.StructType | None  # of its JSON files (None: inferred, the flat event log)
     hits_from_raw: Callable[[DataFrame, Config, dict | None], DataFrame] | None = None  # rows → canonical hits
@@ -33,10 +34,34 @@ class Format:
         return self.hits_from_raw is not None
 
 
+def _ga4_hits(raw: DataFrame, cfg: Config, facts: dict | None) -> DataFrame:
+    return ga4.hits_from_raw(raw, cfg.input)  # every row is a hit: none is ignored, so `facts` gets nothing
+
+
+def _ga4_renumbered(hits: DataFrame, cfg: Config) -> DataFrame:
+    return ga4.number_hits(hits)  # a GA4 visit is its ga_session_id: the visits stay, their hits are numbered anew
+
+
+def _log_hits(raw: DataFrame, cfg: Config, facts: dict | None) -> DataFrame:
+    return events.hits_from_raw(raw, cfg.input, cfg.events, facts)
+
+
+def _log_sessions(hits: DataFrame, cfg: Config) -> DataFrame:
+    return events.sessions_of(hits, cfg.events)  # the held-back and the new hits are one user stream again
+
+
+def _ga360_visits(raw: DataFrame, cfg: Config) -> DataFrame:
+    return ga360.visits_from_raw(raw, cfg.input, cfg.run.run_id)
+
+
+def _ga360_read(spark: SparkSession, cfg: Config) -> DataFrame:
+    return ga360.read_visits(spark, cfg.input, cfg.run.run_id)
+
+
 FORMATS = {
-    "ga360": Format(ga360.GA360_JSON_SCHEMA, visits_from_raw=ga360.visits_from_raw, read_visits=ga360.read_visits),
-    "ga4": Format(ga4.GA4_JSON_SCHEMA, hits_from_raw=ga4.hits_from_raw, cut_visits_again=ga4.cut_visits_again),
-    "events": Format(None, hits_from_raw=events.hits_from_raw, cut_visits_again=events.cut_visits_again),
+    "ga360": Format(ga360.GA360_JSON_SCHEMA, visits_from_raw=_ga360_visits, read_visits=_ga360_read),
+    "ga4": Format(ga4.GA4_JSON_SCHEMA, hits_from_raw=_ga4_hits, cut_visits_again=_ga4_renumbered),
+    "events": Format(None, hits_from_raw=_log_hits, cut_visits_again=_log_sessions),
 }
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.core.config import TIMESTAMP_UNITS, Config, EventsConfig
+from visitseg.core.config import TIMESTAMP_UNITS, EventsConfig, InputConfig
 from visitseg.core.errors import DataQualityError
 from visitseg.ingest.common import in_date_window, to_hit_table
 from visitseg.features.schemas import (
@@ -36,20 +36,20 @@ from visitseg.features.validate import check_rows, require_columns
 log = logging.getLogger(__name__)
 
 
-def hits_from_raw(raw: DataFrame, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """Canonical hits from log rows already read (by `read_hits`, or a micro-batch of `pipelines.incremental`)."""
-    events = mapped_events(raw, cfg.events)
-    unmapped = ~F.coalesce(F.col("event").isin(*funnel_values(cfg.events).values()), F.lit(False))
+def hits_from_raw(raw: DataFrame, window: InputConfig, log_cfg: EventsConfig, facts: dict | None = None) -> DataFrame:
+    """Canonical hits from log rows already read (a whole input, or a micro-batch of `pipelines.incremental`)."""
+    events = mapped_events(raw, log_cfg)
+    unmapped = ~F.coalesce(F.col("event").isin(*funnel_values(log_cfg).values()), F.lit(False))
     counts = check_rows(
         events, ["user_key", "ts_ms"], not_null=["user_key", "ts_ms"], non_negative=["revenue"], what="events input",
-        checks=plausible_values(cfg.events), counted={"unmapped": unmapped},
+        checks=plausible_values(log_cfg), counted={"unmapped": unmapped},
     )
     if counts["unmapped"]:
-        examples = refuse_unmapped(events.filter(unmapped), counts["unmapped"], counts["rows"], cfg)
+        examples = refuse_unmapped(events.filter(unmapped), counts["unmapped"], counts["rows"], window.max_invalid_fraction)
         if facts is not None:
             facts.update(unmapped_events=counts["unmapped"], unmapped_examples=examples)
-    in_window = events.withColumn("hit_ts", F.timestamp_millis("ts_ms")).filter(in_date_window(F.to_date("hit_ts"), cfg.input))
-    return hits_from_events(in_window, cfg.events)
+    in_window = events.withColumn("hit_ts", F.timestamp_millis("ts_ms")).filter(in_date_window(F.to_date("hit_ts"), window))
+    return hits_from_events(in_window, log_cfg)
 
 
 # Web analytics began long after this; an epoch in seconds read as milliseconds lands in January 1970.
@@ -69,7 +69,7 @@ def plausible_values(cfg: EventsConfig) -> dict[str, Column]:
     }
 
 
-def refuse_unmapped(unmapped: DataFrame, n: int, rows: int, cfg: Config) -> str:
+def refuse_unmapped(unmapped: DataFrame, n: int, rows: int, max_invalid_fraction: float) -> str:
     """Events whose value no funnel step maps are kept as plain hits. A few are normal (a log's other
     event types); above input.max_invalid_fraction they mean the mapping is wrong (case, vocabulary).
     Returns the most common of them with their counts, for the run's record."""
@@ -80,9 +80,9 @@ def refuse_unmapped(unmapped: DataFrame, n: int, rows: int, cfg: Config) -> str:
         f"(e.g. {examples}), so they count as hits of no funnel step. Map them under [events] (view_value, add_to_cart_value, "
         f"transaction_value, …; values are case-sensitive)"
     )
-    if n / rows > cfg.input.max_invalid_fraction:
-        raise DataQualityError(f"{message}, or raise input.max_invalid_fraction (now {cfg.input.max_invalid_fraction})")
-    log.warning("%s; ignored, as they are under input.max_invalid_fraction = %s", message, cfg.input.max_invalid_fraction)
+    if n / rows > max_invalid_fraction:
+        raise DataQualityError(f"{message}, or raise input.max_invalid_fraction (now {max_invalid_fraction})")
+    log.warning("%s; ignored, as they are under input.max_invalid_fraction = %s", message, max_invalid_fraction)
     return examples
 
 
@@ -167,9 +167,3 @@ def sessions_of(typed: DataFrame, cfg: EventsConfig) -> DataFrame:
             F.lit(None).alias("session_engaged"),
         )
     )
-
-
-def cut_visits_again(hits: DataFrame, cfg: Config) -> DataFrame:
-    """Visits cut anew from canonical hits: where hits of a visit arrived in several pieces (incremental
-    scoring), the held-back ones and the new ones are one user stream again."""
-    return sessions_of(hits, cfg.events)

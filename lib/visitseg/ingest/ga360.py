@@ -21,7 +21,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.core.config import Config
+from visitseg.core.config import InputConfig
 from visitseg.ingest.common import NOT_SET, in_yyyymmdd_window, null_if_not_set, struct_type, yyyymmdd_to_date
 from visitseg.ingest.files import read_raw
 from visitseg.features.schemas import ADD_TO_CART, CHECKOUT, FUNNEL_COUNTS, PAGE, PRODUCT_VIEW
@@ -84,7 +84,7 @@ ACTION_CODES = {"2": PRODUCT_VIEW, "3": ADD_TO_CART, "5": CHECKOUT}
 MICROS = 1_000_000
 
 
-def read_visits(spark: SparkSession, cfg: Config) -> DataFrame:
+def read_visits(spark: SparkSession, window: InputConfig, run_id: str) -> DataFrame:
     """The visit feature table straight from the session rows, equal to `visit_features(read_hits(…))`.
 
     A GA360 row already is one visit with its hits nested: exploding the hits only to group them back
@@ -96,29 +96,29 @@ def read_visits(spark: SparkSession, cfg: Config) -> DataFrame:
     an input split holds ~1M sessions at 100M hits, too big a block to cache in a 1 GB heap (it ran out
     of memory), and the grain check groups by visit key, so it needs no further shuffle.
     """
-    return visits_from_sessions(read_sessions(spark, cfg), cfg.run.run_id).repartition("visit_key")
+    return visits_from_sessions(read_sessions(spark, window), run_id).repartition("visit_key")
 
 
-def read_sessions(spark: SparkSession, cfg: Config) -> DataFrame:
-    return sessions_from_raw(read_raw(spark, cfg.input, GA360_JSON_SCHEMA), cfg)
+def read_sessions(spark: SparkSession, window: InputConfig) -> DataFrame:
+    return sessions_from_raw(read_raw(spark, window, GA360_JSON_SCHEMA), window)
 
 
-def visits_from_raw(raw: DataFrame, cfg: Config) -> DataFrame:
+def visits_from_raw(raw: DataFrame, window: InputConfig, run_id: str) -> DataFrame:
     """Visit rows of export rows already read (a micro-batch of `pipelines.incremental`): a GA360 daily
     table holds sessions GA has closed, so each row is a whole visit as it arrives."""
-    return visits_from_sessions(sessions_from_raw(raw, cfg), cfg.run.run_id)
+    return visits_from_sessions(sessions_from_raw(raw, window), run_id)
 
 
-def sessions_from_raw(raw: DataFrame, cfg: Config) -> DataFrame:
+def sessions_from_raw(raw: DataFrame, window: InputConfig) -> DataFrame:
     require_columns(raw, {**REQUIRED, **(TOTALS if "totals" in raw.columns else {})}, "ga360 input")
     if "totals" not in raw.columns:
         raw = raw.withColumn("totals", F.lit(None).cast(GA360_JSON_SCHEMA["totals"].dataType))
-    return sessions_in_window(raw, cfg)
+    return sessions_in_window(raw, window)
 
 
-def sessions_in_window(raw: DataFrame, cfg: Config) -> DataFrame:
+def sessions_in_window(raw: DataFrame, window: InputConfig) -> DataFrame:
     """One row per session inside the date window, with the visit key and visit attributes."""
-    return raw.filter(in_yyyymmdd_window(F.col("date"), cfg.input)).select(
+    return raw.filter(in_yyyymmdd_window(F.col("date"), window)).select(
         F.concat_ws("-", F.col("fullVisitorId").cast("string"), F.col("visitId").cast("string")).alias("visit_key"),
         F.col("fullVisitorId").cast("string").alias("user_key"),
         yyyymmdd_to_date(F.col("date")).alias("visit_date"),

@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.core.config import Config
+from visitseg.core.config import InputConfig
 from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
 from visitseg.features.schemas import (
     ADD_PAYMENT_INFO,
@@ -89,10 +89,10 @@ def event_param(name: str, field: str) -> Column:
     return F.get(F.filter("event_params", lambda p: p["key"] == name), 0)["value"][field]
 
 
-def hits_from_raw(raw: DataFrame, cfg: Config, facts: dict | None = None) -> DataFrame:
-    """Canonical hits from export rows already read (by `read_hits`, or a micro-batch of `pipelines.incremental`)."""
+def hits_from_raw(raw: DataFrame, window: InputConfig) -> DataFrame:
+    """Canonical hits from export rows already read (a whole input, or a micro-batch of `pipelines.incremental`)."""
     require_columns(raw, REQUIRED, "ga4 input")
-    return hits_from_events(raw.filter(in_yyyymmdd_window(F.col("event_date"), cfg.input)))
+    return hits_from_events(raw.filter(in_yyyymmdd_window(F.col("event_date"), window)))
 
 
 def hits_from_events(events: DataFrame) -> DataFrame:
@@ -136,9 +136,3 @@ def number_hits(hits: DataFrame) -> DataFrame:
     ties = [f.name for f in HIT_SCHEMA.fields if f.name not in ("visit_key", "hit_ts", "hit_number")]
     order = Window.partitionBy("visit_key").orderBy("hit_ts", *[F.col(c).asc_nulls_first() for c in ties])
     return to_hit_table(hits.withColumn("hit_number", F.row_number().over(order)))
-
-
-def cut_visits_again(hits: DataFrame, cfg: Config) -> DataFrame:
-    """A GA4 visit is its ga_session_id: the visits stay, their hits are numbered anew (the `Format`
-    interface passes the configuration, which the event log's sessionising needs and GA4's does not)."""
-    return number_hits(hits)

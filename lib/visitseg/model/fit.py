@@ -21,7 +21,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from visitseg.core.config import DEFAULT_FEATURES, Config, ModelConfig
+from visitseg.core.config import DEFAULT_FEATURES, Config, ModelConfig, NamingConfig, RulesConfig
 from visitseg.core.errors import EmptyInputError
 from visitseg.core.spark import StageLog, persisted
 from visitseg.features.grains import GRAINS, Grain
@@ -127,43 +127,42 @@ def prepare(table: FeatureTable, model: ModelConfig, grain: Grain) -> Prepared:
     return Prepared(preprocessing.transform(table.df).select(*table.df.columns, FEATURES), usable, preprocessing)
 
 
-def select_model(prepared: Prepared, rows: int, cfg: Config, stages: StageLog) -> Selection:
+def select_model(prepared: Prepared, rows: int, grain: Grain, model: ModelConfig, rules: RulesConfig, seed: int, stages: StageLog) -> Selection:
     """The K sweep on the deterministic sample in one fixed layout (the fits depend on data and seed
     only), the chosen K's fit, and on visits the comparison with the rule segments. The sample is
     persisted from the sweep to the comparison, and released on the way out."""
-    grain, seed = GRAINS[cfg.features.grain], cfg.run.seed
     with contextlib.ExitStack() as held:
         with stages("sweep") as facts:
-            sample = deterministic_sample(prepared.df, grain.key, cfg.model.sweep_sample_rows, rows, seed)
+            sample = deterministic_sample(prepared.df, grain.key, model.sweep_sample_rows, rows, seed)
             sampled = sample is not prepared.df
             sample = held.enter_context(persisted(fixed_layout(sample, grain.key), StorageLevel.MEMORY_AND_DISK))
             sweep_rows = sample.count()
-            k_max = sweep_k_max(sample, sweep_rows, cfg.model)
-            fitted = sweep(sample, grain.key, cfg.model, seed, k_max)
-            k, reason = choose_k(fitted.results, cfg.model)
+            k_max = sweep_k_max(sample, sweep_rows, model)
+            fitted = sweep(sample, grain.key, model, seed, k_max)
+            k, reason = choose_k(fitted.results, model)
             log.info("model: chose %s", reason)
             facts.update(rows_in=sweep_rows, sampled=sampled, k=k)
         with stages("final model") as facts:
             # The sweep's fit at the chosen K is the model; only a model.k_final outside the sweep is fitted here.
-            model = fitted.models[k] if k in fitted.models else kmeans(cfg.model, k, seed).fit(sample)
+            final = fitted.models[k] if k in fitted.models else kmeans(model, k, seed).fit(sample)
             chosen = next((r for r in fitted.results if r.k == k), None)
-            weak = weak_structure(chosen, cfg.model) if chosen else ""
+            weak = weak_structure(chosen, model) if chosen else ""
             if weak:
                 log.warning("model: %s", weak)
-            facts.update(rows_in=sweep_rows, k=k, iterations=model.summary.numIter, weak_structure=bool(weak))
+            facts.update(rows_in=sweep_rows, k=k, iterations=final.summary.numIter, weak_structure=bool(weak))
         comparison = None
-        if cfg.features.grain == "visit":  # the rules segment visits
+        if grain.key == "visit_key":  # the rules segment visits
             with stages("compare methods") as facts:
-                halves = fitted.half_models.get(k) or tuple(kmeans(cfg.model, k, seed).fit(half(sample, grain.key, seed, h)) for h in (0, 1))
+                halves = fitted.half_models.get(k) or tuple(kmeans(model, k, seed).fit(half(sample, grain.key, seed, h)) for h in (0, 1))
                 stability = chosen.stability if chosen else float("nan")  # a model.k_final outside the sweep: not measured
-                comparison = compare_methods(sample, grain.key, seed, prepared.features.kept, model, halves, stability, rule_segment(cfg.rules))
+                comparison = compare_methods(sample, grain.key, seed, prepared.features.kept, final, halves, stability, rule_segment(rules))
                 for method, figures in comparison.items():
                     log.info(
                         "model: %s gives %d segments, mean eta² %.3f, split stability %.3f, profile shift %.3f sd",
                         method, figures["segments"], figures["mean_eta_squared"], figures["split_stability_ari"], figures["profile_shift"],
                     )
                 facts.update(rows_in=sweep_rows)
-    return Selection(k, reason, weak, fitted.results, sweep_rows, sampled, model, comparison)
+    return Selection(k, reason, weak, fitted.results, sweep_rows, sampled, final, comparison)
 
 
 def sweep_k_max(sample: DataFrame, rows: int, model: ModelConfig) -> int:
@@ -178,41 +177,40 @@ def sweep_k_max(sample: DataFrame, rows: int, model: ModelConfig) -> int:
     return k_max
 
 
-def profile(prepared: Prepared, table: FeatureTable, selection: Selection, cfg: Config) -> Profiled:
+def profile(prepared: Prepared, table: FeatureTable, selection: Selection, grain: Grain, rules: RulesConfig | None) -> Profiled:
     """Assign every row (to its nearest centre, or to its rule segment) and profile the clusters in one pass
     grouped by (cluster, day), which also gives the daily tables. Not persisted: recomputing the distances
     (a few column expressions on the persisted table) for the profile and the labels is cheaper than
-    caching every column again."""
-    grain = GRAINS[cfg.features.grain]
-    if cfg.model.method == "rules":
+    caching every column again. With `rules` (model.method = rules) the rows get their rule segment."""
+    if rules is not None:
         # No centroid is fitted: distance and margin stay null; the profile's centre is the segment mean.
         no_distance = F.lit(None).cast("double")
-        assigned = prepared.df.select("*", rule_segment(cfg.rules).alias(RAW_CLUSTER), no_distance.alias("distance_to_centroid"), no_distance.alias("margin"))
+        assigned = prepared.df.select("*", rule_segment(rules).alias(RAW_CLUSTER), no_distance.alias("distance_to_centroid"), no_distance.alias("margin"))
     else:
         assigned = with_nearest_centre(prepared.df, np.array(selection.kmeans.clusterCenters()))
     numeric = numeric_columns(table.df.schema)
     measures = {**grain.profile, **column_measures(numeric)}
     per_day = sums_by_cluster_and_day(assigned, grain.date_col, measures, len(prepared.features.kept))
     by_raw = cluster_profiles(per_day, measures)
-    if cfg.model.method == "rules":
+    if rules is not None:
         centres = {raw: r[MEAN_STANDARDISED] for raw, r in by_raw.items()}
     else:
         centres = {i: list(c) for i, c in enumerate(selection.kmeans.clusterCenters()) if i in by_raw}
     return Profiled(assigned, per_day, by_raw, centres, numeric)
 
 
-def name_segments(profiled: Profiled, features: tuple[str, ...], cfg: Config, previous: Previous | None) -> Named:
+def name_segments(profiled: Profiled, features: tuple[str, ...], model: ModelConfig, naming: NamingConfig, previous: Previous | None) -> Named:
     """Ids and names: rule segments keep their fixed ones; k-means clusters are ordered stably and named from
     their profiles, and on a retrain a cluster that continues one of the previous run's keeps its id and name."""
     profiles = [_profile(raw, r, dict(zip(features, profiled.centres[raw]))) for raw, r in profiled.profiles.items()]
-    if cfg.model.method == "rules":  # fixed ids and names: a rule segment means the same on every run
+    if model.method == "rules":  # fixed ids and names: a rule segment means the same on every run
         ordered = sorted(profiles, key=lambda p: p.raw_id)
         return Named(ordered, [p.raw_id for p in ordered], [RULE_SEGMENTS[p.raw_id] for p in ordered], None)
     ordered = stable_order(profiles)
-    ids, names = list(range(len(ordered))), segment_names(ordered, cfg.naming)
+    ids, names = list(range(len(ordered))), segment_names(ordered, naming)
     if previous is None:
         return Named(ordered, ids, names, None)
-    matches = match(centres_in_previous_space(profiled.assigned, previous.model), previous.centres(), cfg.model.lineage_max_shift)
+    matches = match(centres_in_previous_space(profiled.assigned, previous.model), previous.centres(), model.lineage_max_shift)
     ids, names = previous.continued(ordered, names, matches)
     ordered, ids, names = map(list, zip(*sorted(zip(ordered, ids, names), key=lambda t: t[1])))
     kept = sum(old is not None for old, _ in matches.values())
@@ -223,14 +221,14 @@ def name_segments(profiled: Profiled, features: tuple[str, ...], cfg: Config, pr
 def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: StageLog, previous: Previous | None = None) -> Segmentation:
     """Preprocessing, the K sweep and the final model on the feature table, then every row assigned,
     profiled and named, and the run's tables built (lazily, or from driver-side rows)."""
-    grain, run_id = GRAINS[cfg.features.grain], cfg.run.run_id
+    grain, run_id, rules = GRAINS[cfg.features.grain], cfg.run.run_id, cfg.model.method == "rules"
     with stages("preprocess") as facts:
         prepared = prepare(table, cfg.model, grain)
         facts.update(rows_in=table.rows, features=len(prepared.features.kept), dropped=",".join(prepared.features.dropped) or "none")
-    selection = select_model(prepared, table.rows, cfg, stages)
+    selection = select_model(prepared, table.rows, grain, cfg.model, cfg.rules, cfg.run.seed, stages)
     with stages("assign and profile") as facts:
-        profiled = profile(prepared, table, selection, cfg)
-        named = name_segments(profiled, prepared.features.kept, cfg, previous)
+        profiled = profile(prepared, table, selection, grain, cfg.rules if rules else None)
+        named = name_segments(profiled, prepared.features.kept, cfg.model, cfg.naming, previous)
         centres = centre_rows(named, profiled, prepared.features.kept, run_id)
         facts.update(rows_out=sum(p.n for p in named.profiles), clusters=len(centres))
     labels = with_segments(profiled.assigned, named.segments).select(
@@ -249,7 +247,6 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
             rows = lineage_of(labels, named, previous, run_id, grain.key)
             tables[LINEAGE] = rows_frame(spark, rows, LineageRow)
             facts.update(rows_out=len(rows), adjusted_rand_index=rows[0].adjusted_rand_index, shared_visits=rows[0].shared_visits)
-    rules = cfg.model.method == "rules"
     reason = f"{len(centres)} rule segments by funnel depth and engagement (model.method = rules); k-means for the comparison: {selection.reason}" if rules else selection.reason
     return Segmentation(
         method=cfg.model.method,
