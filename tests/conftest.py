@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 
-import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
+from support import NO_DELTA_JARS, delta_jars
 from visitseg.core.config import SparkConfig
-from visitseg.core.spark import build_session
-from visitseg.core.versions import delta_package
+from visitseg.core.spark import build_session, session_has_delta
 
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, no warning
@@ -31,12 +30,20 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
                 "spark.rdd.compress": "false",
                 "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
                 "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
-                # VISITSEG_TEST_DELTA=1 (where Maven is reachable): Spark's Delta source of this line, so
-                # every table of the suite goes through the native writer and reader.
-                **({"spark.jars.packages": delta_package(pyspark.__version__) or ""} if os.environ.get("VISITSEG_TEST_DELTA") == "1" else {}),
+                # Spark's Delta source of this line, as clusters have it: in-process jobs write through the
+                # native writer (output.delta_writer = auto); the Delta layer's tests use both writers.
+                **({"spark.jars": ",".join(delta_jars())} if delta_jars() else {}),
             },
         )
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(params=["deltalake", "native"])
+def writer(request, spark) -> str:
+    """A test that takes it runs once per Delta writer: the jar-free one and Spark's own Delta source."""
+    if request.param == "native" and not session_has_delta(spark):
+        pytest.skip(NO_DELTA_JARS)
+    return request.param

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 from pathlib import Path
 from typing import Any, Iterable
@@ -43,4 +44,20 @@ crash_trials = pytest.mark.skipif(
     pyspark.__version__.split(".")[0] != CRASH_TRIALS_LINE,
     reason=f"kill -9 trials run on the Spark {CRASH_TRIALS_LINE} line only (the run lock, staging and deltalake commits they prove "
            f"do not depend on the line; on Spark 3.5 they took 16 of its 30 minutes); run scripts/chaos.py for this line",
+)
+
+
+# Spark's native Delta writer: `scripts/fetch_delta_jars.sh` (run by `make test` through scripts/setup.sh)
+# fetches the Delta jars of the line with Maven; the test session starts with them (conftest.py).
+SPARK_LINE = "4" if pyspark.__version__.startswith("4.") else "3.5"
+DELTA_JARS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "delta-jars" / f"spark-{SPARK_LINE}"
+
+
+def delta_jars() -> list[str]:
+    return sorted(glob.glob(str(DELTA_JARS_DIR / "*.jar"))) if glob.glob(str(DELTA_JARS_DIR / "delta-spark_*.jar")) else []
+
+
+NO_DELTA_JARS = (
+    f"Spark's Delta source is not on this session's classpath: no Delta jars for Spark {SPARK_LINE} in {DELTA_JARS_DIR} "
+    f"(scripts/fetch_delta_jars.sh fetches them with Maven; where Maven cannot, see maven.log there)"
 )

@@ -160,7 +160,6 @@ CASES = {
     "wrong value type": Case("ga360", good_input("ga360"), "ConfigError", r"model.k_max", sets=("model.k_max=many",)),
     "unknown timestamp unit": Case("events", good_input("events"), "ConfigError", r"events.timestamp_unit", sets=("events.timestamp_unit=minutes",)),
     "config file not TOML": Case("ga360", bad_toml, "ConfigError", r"not valid TOML", extra_args=("--config", "{tmp}/bad.toml")),
-    "native writer without jars": Case("ga360", good_input("ga360"), "DeltaUnavailableError", r"--packages io.delta", sets=("output.delta_writer=native",)),
     # output
     "output holds another program's table": Case("ga360", good_input("ga360"), "DeltaTableError", r"cluster_mix_daily: the data's schema differs", output=foreign_table),
     "output is a file": Case("ga360", good_input("ga360"), "ConfigError", r"is a file, not a folder", output=a_file),

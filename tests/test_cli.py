@@ -82,7 +82,6 @@ def bad_session_inputs(tmp_path):
         "negative revenue": (write_json_lines(tmp_path / "c" / "x.json", negative), [], "1 rows with negative transaction_revenue \\(e.g. 111-1001\\)"),
         "empty after date filter": (write_json_lines(tmp_path / "d" / "x.json", SESSIONS), ["input.date_from=2030-01-01"], "no rows"),
         "impossible config": (write_json_lines(tmp_path / "e" / "x.json", SESSIONS), ["input.date_from=2026-10-02", "input.date_to=2026-10-01"], "must be after input.date_from"),
-        "native writer without jars": (write_json_lines(tmp_path / "f" / "x.json", SESSIONS), ["output.delta_writer=native"], "--packages io.delta"),
         "no such input": (str(tmp_path / "nothing" / "x.json"), [], "no such file or folder"),
     }
 
@@ -90,7 +89,7 @@ def bad_session_inputs(tmp_path):
 @pytest.mark.parametrize(
     "case",
     ["missing column", "duplicate visit keys", "negative revenue", "empty after date filter", "impossible config",
-     "native writer without jars", "no such input"],
+     "no such input"],
 )
 def test_bad_input_is_a_named_error_with_exit_2_and_leaves_tables_untouched(spark, samples, tmp_path, capsys, case):
     out = tmp_path / "out"

@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from test_delta import write
 
-from visitseg.storage import delta, delta_log
+from visitseg.storage import delta_log
 from visitseg.core.errors import RunInProgressError
 from visitseg.storage.runlock import LOCK_DIR, run_lock
 
@@ -68,11 +68,11 @@ def test_conflicts_are_retried_and_other_errors_are_not(monkeypatch):
     assert len(always) == delta_log.COMMIT_ATTEMPTS
 
 
-def test_four_runs_racing_into_a_new_table_all_land(spark, tmp_path):
+def test_four_runs_racing_into_a_new_table_all_land(spark, tmp_path, writer):
     """Four run ids commit to one table that does not exist yet: each partition lands whole, once."""
     path = tmp_path / "t"
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda i: write(spark, path, f"r{i}", 5 + i), range(4)))
+        results = list(pool.map(lambda i: write(spark, path, f"r{i}", 5 + i, writer=writer), range(4)))
     table = DeltaTable(str(path))
     runs = table.to_pyarrow_table().column("run_id").to_pylist()
     assert {f"r{i}": runs.count(f"r{i}") for i in range(4)} == {f"r{i}": 6 + i for i in range(4)}  # n rows + one null row

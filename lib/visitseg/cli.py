@@ -232,9 +232,9 @@ def command_vacuum(spark: SparkSession, cfg: Config, args: argparse.Namespace) -
     if not tables:
         raise ConfigError(f"vacuum: no Delta table under {out}; give the --output folder of a run")
     if args.drop_runs_before or cfg.output.keep_runs:
-        dropped = drop_runs(spark, out, args.drop_runs_before, cfg.output.keep_runs, args.dry_run)
+        dropped = drop_runs(spark, out, args.drop_runs_before, cfg.output.keep_runs, args.dry_run, cfg.output.delta_writer)
         print(f"runs {'to drop' if args.dry_run else 'dropped'}: {', '.join(dropped) or 'none'}")
-    results = [delta.vacuum(spark, f"{out}/{name}", args.retain_hours, args.force, args.dry_run) for name in tables]
+    results = [delta.vacuum(spark, f"{out}/{name}", args.retain_hours, args.force, args.dry_run, cfg.output.delta_writer) for name in tables]
     verb = "would remove" if args.dry_run else "removed"
     for r in results:
         print(f"{r.path}: {verb} {r.removed:,} files")

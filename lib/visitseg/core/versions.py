@@ -17,7 +17,7 @@ DELTA_PACKAGES = {
     (3, 5): "io.delta:delta-spark_2.12:3.3.3",  # Delta 3.3.x: Spark 3.5.3+, Scala 2.12 (Spark 3.5's default)
     (4, 0): "io.delta:delta-spark_2.13:4.0.1",  # Delta 4.0.x: Spark 4.0, Scala 2.13
     (4, 1): "io.delta:delta-spark_2.13:4.3.1",  # Delta 4.2–4.3: pyspark 4.0.1–4.1.1
-    (4, 2): "io.delta:delta-spark_2.13:4.4.1",  # Delta 4.4: Spark 4.2.0
+    (4, 2): "io.delta:delta-spark_2.13:4.4.0",  # Delta 4.4.0: built against Spark 4.2.0
     (4, 3): None,  # no Delta Lake release for Spark 4.3 yet
 }
 

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
@@ -30,8 +31,8 @@ from visitseg.core.errors import ConfigError, DeltaTableError, DeltaUnavailableE
 from visitseg.core.spark import local_frame, session_conf, session_has_delta
 from visitseg.core.versions import UnsupportedSparkError, delta_package
 from visitseg.storage.delta_log import (
-    STAGING_DIR, Partition, Txn, WriteResult, check_same_schema, deltalake_conflict, delta_schema, fixed_values, native_conflict,
-    spread_values, table_uri, with_retries, write_with_deltalake,
+    STAGING_DIR, Partition, Txn, WriteResult, added, check_same_schema, commit_of, deltalake_conflict, delta_schema, fixed_values,
+    native_conflict, native_tag, spread_values, table_uri, with_retries, write_with_deltalake,
 )
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ def _write(spark: SparkSession, df: DataFrame, path: str, partition: Partition, 
     if txn is not None and done is not None and done >= txn.version:
         log.info("delta: %s already holds transaction %s version %d (of %d): not written again", path, txn.app_id, txn.version, done)
         return WriteResult(path, chosen, DeltaTable(table_uri(path)).version(), 0, 0)
+    if chosen == "native":  # the jar-free writer checks inside its commit; Spark's would merge any schema given mergeSchema
+        check_same_schema(table_uri(path), delta_schema(df.schema))
     started = time.perf_counter()
     with session_conf(spark, {**_no_dictionary(df.schema), **_open_writers(partition)}):
         if chosen == "native":
@@ -155,19 +158,17 @@ def _condition(partition: Partition) -> str:
 
 
 def _write_native(df: DataFrame, path: str, partition: Partition, txn: Txn | None, appending: bool) -> WriteResult:
+    """Spark's Delta source. The commit is tagged with an attempt id (`userMetadata`), so the version and
+    the files reported are this write's own, whatever other writers commit at the same time."""
+    attempt = uuid.uuid4().hex
     write = df.write.format("delta").partitionBy(*partition).option("mergeSchema", "true")  # only new columns get here (`check_schemas`)
+    write = write.option("userMetadata", native_tag(attempt))
     if txn is not None:
         write = write.option("txnAppId", txn.app_id).option("txnVersion", txn.version)
     write = write.mode("append") if appending else write.mode("overwrite").option("replaceWhere", _condition(partition))
     with_retries(lambda: write.save(path), native_conflict, path)
-    table = DeltaTable(table_uri(path))
-    if appending:  # the rows of this commit, as Delta's own metrics count them
-        metrics = table.history(1)[0].get("operationMetrics", {})
-        return WriteResult(path, "native", table.version(), int(metrics.get("numFiles", 0)), int(metrics.get("numOutputRows", 0)))
-    adds = table.get_add_actions(flatten=True).to_pylist()
-    values = {c: [v] if isinstance(v, str) else [str(x) for x in v] for c, v in partition.items()}
-    mine = [a for a in adds if all(str(a.get(f"partition.{c}")) in vs for c, vs in values.items())]
-    return WriteResult(path, "native", table.version(), len(mine), int(sum(a.get("num_records") or 0 for a in mine)))
+    version, actions = commit_of(table_uri(path), attempt)
+    return WriteResult(path, "native", version, *added(actions))
 
 
 def _no_dictionary(schema: T.StructType) -> dict[str, str]:
@@ -211,7 +212,7 @@ def check_schemas(tables: Mapping[str, T.StructType]) -> None:
         check_same_schema(table_uri(path), delta_schema(schema))
 
 
-def delete_partitions(spark: SparkSession, path: str, column: str, values: list[str]) -> int:
+def delete_partitions(spark: SparkSession, path: str, column: str, values: list[str], writer: str = "auto") -> int:
     """Remove the partitions `column IN values` from the table at `path` in one transaction (the data files
     stay until a vacuum past the retention window, so time travel still reads them). Returns the version."""
     bad = [v for v in values if not SAFE_PARTITION_VALUE.match(v)]
@@ -219,7 +220,7 @@ def delete_partitions(spark: SparkSession, path: str, column: str, values: list[
         raise DeltaTableError(f"{path}: partition values {bad or '(none given)'} to delete: use letters, digits, '_', '-' or '.' only")
     predicate = f"{column} IN ({', '.join(repr(v) for v in values)})"
     uri = table_uri(path)
-    if session_has_delta(spark):
+    if choose_writer(spark, writer) == "native":
         with_retries(lambda: spark.sql(f"DELETE FROM delta.`{uri}` WHERE {predicate}").collect(), native_conflict, path)
     else:
         with_retries(lambda: DeltaTable(uri).delete(predicate), deltalake_conflict, path)
@@ -239,10 +240,11 @@ class VacuumResult:
     removed: int  # files deleted (or that would be, on a dry run)
 
 
-def vacuum(spark: SparkSession, path: str, retention_hours: int, force: bool = False, dry_run: bool = False) -> VacuumResult:
+def vacuum(spark: SparkSession, path: str, retention_hours: int, force: bool = False, dry_run: bool = False, writer: str = "auto") -> VacuumResult:
     """Delete the files of a Delta table that no version inside the retention window references: the
     files each rerun of a run id replaced, and the data files of attempts that never committed. Below
-    SAFE_RETENTION_HOURS only with `force`, as Delta itself insists."""
+    SAFE_RETENTION_HOURS only with `force`, as Delta itself insists. `writer` picks the engine as for
+    writes: Spark's VACUUM (native) or deltalake's; both read the same log, so either cleans either's table."""
     if retention_hours < SAFE_RETENTION_HOURS and not force:
         raise ConfigError(
             f"vacuum: --retain-hours {retention_hours} is below {SAFE_RETENTION_HOURS} (7 days); a job still reading "
@@ -252,9 +254,12 @@ def vacuum(spark: SparkSession, path: str, retention_hours: int, force: bool = F
     if not DeltaTable.is_deltatable(uri):
         raise DeltaTableError(f"{path}: not a Delta table (no _delta_log)")
     _remove_stale_staging(uri, retention_hours)
-    if session_has_delta(spark) and not dry_run:
-        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", str(not force).lower())
-        removed = spark.sql(f"VACUUM delta.`{uri}` RETAIN {retention_hours} HOURS").count()
+    if choose_writer(spark, writer) == "native":
+        # Spark's VACUUM returns the table's path, not the files it deletes: its DRY RUN lists them.
+        with session_conf(spark, {"spark.databricks.delta.retentionDurationCheck.enabled": str(not force).lower()}):
+            removed = spark.sql(f"VACUUM delta.`{uri}` RETAIN {retention_hours} HOURS DRY RUN").count()
+            if not dry_run:
+                spark.sql(f"VACUUM delta.`{uri}` RETAIN {retention_hours} HOURS").collect()
     else:
         removed = len(
             DeltaTable(uri).vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=not force, full=True)

@@ -164,21 +164,33 @@ def _commit(uri: str, schema: DeltaSchema, adds: list[AddAction], partition: Par
         with_retries(attempt, deltalake_conflict, uri)
     except DeltaError as exc:
         raise DeltaTableError(f"{uri}: the Delta commit was refused, the table is unchanged: {exc}") from exc
-    return _version_of(uri, attempt_id)
+    return commit_of(uri, attempt_id)[0]
 
 
-def _version_of(uri: str, attempt_id: str) -> int:
-    """The version whose commit info names `attempt_id`, read from the log's commit files themselves:
-    with writers racing, deltalake's `history()` labelled entries with wrong versions (-1, or another
-    writer's), and `version()` is the latest, not ours."""
+def commit_of(uri: str, attempt_id: str) -> tuple[int, list[dict]]:
+    """The version whose commit info names `attempt_id`, and its actions, read from the log's commit files
+    themselves: with writers racing, deltalake's `history()` labelled entries with wrong versions (-1, or
+    another writer's), and `version()` is the latest, not ours. The jar-free writer names the attempt in its
+    commit info's custom metadata; Spark's Delta writer in its `userMetadata` (`native_tag`)."""
     fs, root = pafs.FileSystem.from_uri(uri)
     commits = [info.path for info in fs.get_file_info(pafs.FileSelector(f"{root}/_delta_log")) if COMMIT_FILE.match(os.path.basename(info.path))]
     for path in sorted(commits, reverse=True)[:HISTORY_TO_SEARCH]:
         with fs.open_input_stream(path) as f:
-            for line in f.read().decode().splitlines():
-                if json.loads(line).get("commitInfo", {}).get(ATTEMPT_KEY) == attempt_id:
-                    return int(os.path.basename(path)[:20])
+            actions = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        if info.get(ATTEMPT_KEY) == attempt_id or info.get("userMetadata") == native_tag(attempt_id):
+            return int(os.path.basename(path)[:20]), actions
     raise DeltaTableError(f"{uri}: committed, but no commit of attempt {attempt_id} among its last {HISTORY_TO_SEARCH} versions")
+
+
+def native_tag(attempt_id: str) -> str:
+    return f"{ATTEMPT_KEY}={attempt_id}"
+
+
+def added(actions: list[dict]) -> tuple[int, int]:
+    """(files, rows) a commit added, from its add actions' statistics."""
+    adds = [a["add"] for a in actions if "add" in a]
+    return len(adds), sum(json.loads(a.get("stats") or "{}").get("numRecords", 0) for a in adds)
 
 
 ATTEMPT_KEY = "visitseg.attempt"  # in the commit info of every jar-free commit: which attempt wrote it

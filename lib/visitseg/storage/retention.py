@@ -32,7 +32,7 @@ def runs_to_drop(runs: list[tuple[str, float]], before: dt.datetime | None, keep
     return sorted(drop)
 
 
-def drop_runs(spark: SparkSession, output: str, before: dt.datetime | None, keep: int, dry_run: bool = False) -> list[str]:
+def drop_runs(spark: SparkSession, output: str, before: dt.datetime | None, keep: int, dry_run: bool = False, writer: str = "auto") -> list[str]:
     """Drop the runs `runs_to_drop` picks from every table under `output`; returns their ids."""
     tables = delta.tables_under(output)
     if "runs" not in tables:
@@ -44,7 +44,7 @@ def drop_runs(spark: SparkSession, output: str, before: dt.datetime | None, keep
     if not doomed or dry_run:
         return doomed
     for name in ["runs", *(t for t in tables if t != "runs")]:
-        delta.delete_partitions(spark, f"{output}/{name}", RUN_ID, doomed)
+        delta.delete_partitions(spark, f"{output}/{name}", RUN_ID, doomed, writer)
     fs, root = pafs.FileSystem.from_uri(delta.table_uri(output))
     for run_id in doomed:
         for folder in (f"{root}/models/{run_id}", f"{root}/reports/{run_id}"):
