@@ -51,6 +51,7 @@ def test_later_files_and_overrides_win(tmp_path):
         ("model.k_max=1", "model.k_max: must be >= model.k_min"),
         ("features.grain=session", "features.grain: must be one of visit, user, got 'session'"),
         ("output.delta_writer=parquet", "output.delta_writer: must be one of auto, native, deltalake"),
+        ("input.timezone=Mars/Olympus", "input.timezone: must be an IANA time zone"),
         ("input.date_from=2026/01/01", "input.date_from: must be a date written YYYY-MM-DD"),
         ("input.date_to=2026-02-30", "input.date_to: must be a date written YYYY-MM-DD"),
         ("events.session_gap_minutes=0", "events.session_gap_minutes: must be > 0, got 0.0"),

@@ -9,6 +9,7 @@ from chispa import assert_df_equality
 from support import make_config
 
 from visitseg.core.errors import DataQualityError, InputSchemaError
+from visitseg.core.spark import session_conf
 from visitseg.ingest import read_hits
 
 MIN = 60_000
@@ -86,3 +87,21 @@ def test_missing_mapped_column_is_named(spark, tmp_path):
     path = write_csv(spark, tmp_path, [(T0, 1, "view", 5)], header=("timestamp", "visitorid", "event", "itemid"))
     with pytest.raises(InputSchemaError, match="transactionid is missing"):
         read_hits(spark, make_config("events", path))
+
+
+def test_visit_dates_are_the_input_time_zones_whatever_the_sessions(spark, tmp_path):
+    """2026-09-22T03:00Z is the 22nd in UTC and the 21st in Los Angeles: visit_date follows input.timezone,
+    never spark.sql.session.timeZone (which library callers may have set to anything)."""
+    late = MIDNIGHT + 3 * 60 * MIN
+    path = write_csv(spark, tmp_path, [(late, 1, "view", 5, None), (late + MIN, 1, "view", 6, None)])
+
+    def dates(session_zone: str, input_zone: str) -> set:
+        with session_conf(spark, {"spark.sql.session.timeZone": session_zone}):
+            hits = read_hits(spark, make_config("events", path, overrides=[f"input.timezone={input_zone}"]))
+            return {r.visit_date for r in hits.select("visit_date").distinct().collect()}
+
+    assert dates("UTC", "UTC") == dates("America/Los_Angeles", "UTC") == {dt.date(2026, 9, 22)}
+    assert dates("UTC", "America/Los_Angeles") == dates("Asia/Tokyo", "America/Los_Angeles") == {dt.date(2026, 9, 21)}
+    window = make_config("events", path, overrides=["input.date_from=2026-09-22"])
+    with session_conf(spark, {"spark.sql.session.timeZone": "America/Los_Angeles"}):
+        assert read_hits(spark, window).count() == 2  # the date window uses the same calendar

@@ -120,3 +120,10 @@ def test_the_drift_section_lists_the_metrics_above_their_thresholds_first():
     section = page.split('<section id="drift">')[1].split("</section>")[0]
     assert "1 of 2 metrics drifted against run r0" in section and "No reference run" not in section
     assert section.index("1 Buyers") < section.index("pageviews") and section.count(">above<") == 1
+
+
+def test_the_data_quality_section_counts_the_input_rows_of_no_visit():
+    stages = [{"stage": "aggregate visits", "rows_in": 30_137, "rows_out": 2_600, "invalid_input_rows": 602, "seconds": 1.5}]
+    page = render(report_data(stages_json=json.dumps(stages)))
+    quality = page[page.index('id="quality"'):]
+    assert "Rows in no visit</th><td>602 (no user or session id" in quality

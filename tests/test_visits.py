@@ -11,7 +11,7 @@ from support import utc
 from visitseg.core.errors import DataQualityError, EmptyInputError, GrainError
 from visitseg.features.schemas import HIT_SCHEMA, USER_FEATURES_SCHEMA, VISIT_FEATURES_SCHEMA
 from visitseg.features.users import user_features
-from visitseg.features.visits import validate_visits, visit_features
+from visitseg.features.visits import valid_visits, validate_visits, visit_features
 
 D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 3)
 T0 = 1790000000
@@ -71,7 +71,7 @@ def test_one_row_per_visit_with_documented_measures(spark):
         VISIT_FEATURES_SCHEMA,
     )
     assert_df_equality(visits, expected, ignore_row_order=True, ignore_nullable=True)
-    assert validate_visits(visits) == {"rows": 6, "hits": 16}
+    assert validate_visits(visits, 0.01) == {"rows": 6, "hits": 16, "invalid_hits": 0}
 
 
 def test_user_features(spark):
@@ -98,23 +98,26 @@ def test_grain_guardrail_catches_a_row_multiplying_join(spark):
     joined = visits.join(channels, on="channel", how="left").select(*VISIT_FEATURES_SCHEMA.names)
     assert joined.count() == 7  # the join did multiply v1
     with pytest.raises(GrainError, match=r"1 keys \(visit_key\) occur more than once, e.g. v1"):
-        validate_visits(joined)
+        validate_visits(joined, 0.01)
 
 
 def test_negative_counts_fail_with_keys(spark):
     visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1")
     broken = visits.withColumn("transaction_revenue", visits.transaction_revenue - 10)
     with pytest.raises(DataQualityError, match=r"4 rows with negative transaction_revenue \(e.g. v[2356], v[2356]"):
-        validate_visits(broken)
+        validate_visits(broken, 0.01)
 
 
-def test_null_visit_keys_fail(spark):
-    visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1")
-    with pytest.raises(DataQualityError, match="1 rows with null visit_key"):
-        validate_visits(visits.replace("v2", None, subset=["visit_key"]))
+def test_hits_of_no_visit_are_counted_and_excluded_up_to_the_bound(spark):
+    """An adapter leaves the key null for rows that belong to no visit; their hits count as invalid input."""
+    visits = visit_features(spark.createDataFrame(HITS, HIT_SCHEMA), "r1").replace("v1", None, subset=["visit_key"])  # v1 has 6 of 16 hits
+    assert validate_visits(visits, 0.5) == {"rows": 5, "hits": 10, "invalid_hits": 6}
+    assert sorted(r.visit_key for r in valid_visits(visits).collect()) == ["v2", "v3", "v4", "v5", "v6"]
+    with pytest.raises(DataQualityError, match=r"6 of 16 input rows \(37.50%\) belong to no visit.*input.max_invalid_fraction \(now 0.3\)"):
+        validate_visits(visits, 0.3)
 
 
 def test_no_visits_is_an_empty_input_error(spark):
     empty = visit_features(spark.createDataFrame([], HIT_SCHEMA), "r1")
     with pytest.raises(EmptyInputError, match="no rows"):
-        validate_visits(empty)
+        validate_visits(empty, 0.01)

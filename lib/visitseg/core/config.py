@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -36,11 +37,9 @@ WINSOR_METHODS = ("zscore", "quantile", "none")
 KMEANS_SOLVERS = ("block", "row", "auto")
 METHODS = ("kmeans", "rules")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Measured on the shared real exports (README "Segments on real data"): counts and amounts of real visits
-# are zero-inflated and heavy-tailed, so every default feature is log1p-transformed before clipping.
+# Real visits' counts and amounts are zero-inflated and heavy-tailed (docs/real-data.md): log1p them all.
 DEFAULT_FEATURES = ("pageviews", "unique_pages", "engagement_time_sec", "product_views", "searches", "cart_steps", "transactions", "transaction_revenue")
-# Their counterparts at user grain (`features.grain = user`): the same behaviour summed over a user's
-# visits, plus how many visits; log1p-transformed by default too.
+# Their counterparts at user grain: the same behaviour summed over a user's visits, plus how many visits.
 USER_DEFAULT_FEATURES = ("sessions", "total_views", "engagement_time_sec", "product_views", "searches", "cart_steps", "transactions", "revenue")
 
 
@@ -57,7 +56,8 @@ class InputConfig:
     file_format: str = "auto"  # auto = from the file extension
     date_from: str = ""  # YYYY-MM-DD, inclusive; empty = no lower bound
     date_to: str = ""  # YYYY-MM-DD, exclusive; empty = no upper bound
-    max_invalid_fraction: float = 0.01  # rows ignored as invalid (e.g. unmapped event values) above this share fail the run
+    max_invalid_fraction: float = 0.01  # rows ignored as invalid (unmapped event values, events of no visit) above this share fail the run
+    timezone: str = "UTC"  # event logs: the zone whose calendar dates visit_date and the date window use (GA exports carry their own date)
 
 
 @dataclass(frozen=True)
@@ -306,6 +306,14 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(f"{key}: must be > 0, got {value}")
 
 
+def _known_zone(name: str) -> bool:
+    """An IANA zone name; any name where Python has no zone database (Spark's own JVM then decides)."""
+    try:
+        return zoneinfo.ZoneInfo(name) is not None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return not zoneinfo.available_timezones()
+
+
 def parse_date(key: str, value: str) -> dt.date:
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
@@ -325,6 +333,8 @@ def _validate(cfg: Config) -> None:
         _one_of("input.format", cfg.input.format, INPUT_FORMATS)
     _one_of("input.file_format", cfg.input.file_format, FILE_FORMATS)
     _one_of("events.timestamp_unit", cfg.events.timestamp_unit, tuple(TIMESTAMP_UNITS))
+    if not _known_zone(cfg.input.timezone):
+        raise ConfigError(f"input.timezone: must be an IANA time zone such as UTC or Europe/Berlin, got {cfg.input.timezone!r}")
     if not 0 <= cfg.input.max_invalid_fraction <= 1:
         raise ConfigError(f"input.max_invalid_fraction: must be between 0 and 1, got {cfg.input.max_invalid_fraction}")
     date_from = parse_date("input.date_from", cfg.input.date_from) if cfg.input.date_from else None

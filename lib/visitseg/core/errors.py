@@ -12,6 +12,11 @@ class ConfigError(VisitsegError):
     """A configuration file, `--set` override or command-line argument is unknown, mistyped or impossible."""
 
 
+class ModelNotFoundError(ConfigError):
+    """A model folder holds no `visitseg_model.json`: a wrong path, or a model of a visitseg too old to score.
+    Only this means "no usable previous model"; a read that is forbidden or throttled raises its own error."""
+
+
 class InputSchemaError(VisitsegError):
     """The input lacks a required column, or a column has the wrong type."""
 

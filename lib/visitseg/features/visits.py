@@ -23,6 +23,8 @@ the grain is still checked before anything is written (`validate_visits`). Defin
 
 from __future__ import annotations
 
+import logging
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -36,8 +38,11 @@ from visitseg.features.schemas import (
     VISIT_FEATURES_SCHEMA,
     conform,
 )
+from visitseg.core.errors import DataQualityError
 from visitseg.core.sql import sum_of
 from visitseg.features.validate import check_rows, check_unique_keys
+
+log = logging.getLogger(__name__)
 
 ATTRIBUTES = ("user_key", "visit_date", "channel", "source", "medium", "device", "country")
 # GA4 counts a session as engaged when it lasted this long (the property default), among other rules.
@@ -109,15 +114,38 @@ def finish_visits(visits: DataFrame, run_id: str) -> DataFrame:
     return conform(columns, VISIT_FEATURES_SCHEMA)
 
 
-def validate_visits(visits: DataFrame) -> dict[str, int]:
-    """Fail on null or repeated visit keys and negative measures; return {"rows": visits, "hits": hits}."""
+def validate_visits(visits: DataFrame, max_invalid_fraction: float) -> dict[str, int]:
+    """Fail on repeated visit keys and negative measures; count the input rows that belong to no visit.
+
+    An adapter leaves a row's visit key null where the row cannot belong to a visit (no user or session id,
+    a malformed date or time): such rows end up in visit rows of a null key, whose `hits` count them. They
+    are excluded (`valid_visits`) and reported; above `max_invalid_fraction` of the input they fail the run,
+    since then the mapping or the export is wrong, not a few rows. Returns {"rows": valid visits, "hits":
+    their hits, "invalid_hits": input rows in no visit}."""
+    invalid = F.col("visit_key").isNull()
     counts = check_rows(
-        visits,
+        visits.withColumn("invalid_hits", F.when(invalid, F.col("hits")).otherwise(F.lit(0))),
         ["visit_key"],
-        not_null=["visit_key"],
+        not_null=[],
         non_negative=[*VISIT_COUNT_COLUMNS, *VISIT_AMOUNT_COLUMNS],
         what="visit features",
-        sums=["hits"],
+        sums=["hits", "invalid_hits"],
+        counted={"invalid_rows": invalid},
     )
-    check_unique_keys(visits, ["visit_key"], "visit features")
-    return counts
+    rows, invalid_hits = counts["rows"] - counts["invalid_rows"], counts["invalid_hits"]
+    if invalid_hits:
+        share = invalid_hits / counts["hits"]
+        message = (
+            f"visit features: {invalid_hits:,} of {counts['hits']:,} input rows ({share:.2%}) belong to no visit: they lack the user or "
+            f"session id (GA4: user_pseudo_id, the ga_session_id event parameter; GA360: fullVisitorId, visitId) or have a malformed date or time"
+        )
+        if share > max_invalid_fraction or not rows:
+            raise DataQualityError(f"{message}. Fix the export, or raise input.max_invalid_fraction (now {max_invalid_fraction}) to exclude them")
+        log.warning("%s; excluded, as they are under input.max_invalid_fraction = %s", message, max_invalid_fraction)
+    check_unique_keys(valid_visits(visits), ["visit_key"], "visit features")
+    return {"rows": rows, "hits": counts["hits"] - invalid_hits, "invalid_hits": invalid_hits}
+
+
+def valid_visits(visits: DataFrame) -> DataFrame:
+    """The visits of `visits`, without the rows of input rows that belong to no visit (`validate_visits`)."""
+    return visits.filter(F.col("visit_key").isNotNull())

@@ -47,7 +47,7 @@ def _log_hits(raw: DataFrame, cfg: Config, facts: dict | None) -> DataFrame:
 
 
 def _log_sessions(hits: DataFrame, cfg: Config) -> DataFrame:
-    return events.sessions_of(hits, cfg.events)  # the held-back and the new hits are one user stream again
+    return events.sessions_of(hits, cfg.events, cfg.input.timezone)  # the held-back and the new hits are one user stream again
 
 
 def _ga360_visits(raw: DataFrame, cfg: Config) -> DataFrame:

@@ -36,7 +36,26 @@ def in_yyyymmdd_window(day: Column, cfg: InputConfig) -> Column:
 
 
 def yyyymmdd_to_date(day: Column) -> Column:
-    return F.to_date(day, "yyyyMMdd")
+    """The date of a YYYYMMDD string, null where it is none (a malformed export value): the same on every
+    Spark line and ANSI setting, where `to_date` either fails the whole run or quietly gives null. Rows
+    whose date is null belong to no visit; they are counted and excluded (`features.visits.validate_visits`)."""
+    return F.try_to_timestamp(day, F.lit("yyyyMMdd")).cast("date")
+
+
+def local_date(instant: Column, timezone: str) -> Column:
+    """The calendar date of a timestamp in `timezone`, whatever the session's or the driver's time zone
+    (`to_date` would follow spark.sql.session.timeZone): `from_utc_timestamp` shifts the instant by the
+    zone's offset at that instant, and its micros since the epoch then count the local days."""
+    shifted = F.unix_micros(F.from_utc_timestamp(instant, timezone))
+    return F.date_from_unix_date(F.floor(shifted / MICROS_PER_DAY).cast("int"))
+
+
+MICROS_PER_DAY = 86_400_000_000
+
+
+def try_long(column: str) -> Column:
+    """The column as a BIGINT, null where its text is no number (SQL `try_cast`: Column.try_cast is Spark 4 only)."""
+    return F.expr(f"try_cast(`{column}` AS BIGINT)")
 
 
 def channel_grouping(source: Column, medium: Column) -> Column:

@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 
 from visitseg.core.config import TIMESTAMP_UNITS, EventsConfig, InputConfig
 from visitseg.core.errors import DataQualityError
-from visitseg.ingest.common import in_date_window, to_hit_table
+from visitseg.ingest.common import in_date_window, local_date, to_hit_table
 from visitseg.features.schemas import (
     ADD_PAYMENT_INFO,
     ADD_SHIPPING_INFO,
@@ -48,8 +48,9 @@ def hits_from_raw(raw: DataFrame, window: InputConfig, log_cfg: EventsConfig, fa
         examples = refuse_unmapped(events.filter(unmapped), counts["unmapped"], counts["rows"], window.max_invalid_fraction)
         if facts is not None:
             facts.update(unmapped_events=counts["unmapped"], unmapped_examples=examples)
-    in_window = events.withColumn("hit_ts", F.timestamp_millis("ts_ms")).filter(in_date_window(F.to_date("hit_ts"), window))
-    return hits_from_events(in_window, log_cfg)
+    hit_ts = F.timestamp_millis("ts_ms")
+    in_window = events.withColumn("hit_ts", hit_ts).filter(in_date_window(local_date(hit_ts, window.timezone), window))
+    return hits_from_events(in_window, log_cfg, window.timezone)
 
 
 # Web analytics began long after this; an epoch in seconds read as milliseconds lands in January 1970.
@@ -130,7 +131,7 @@ def funnel_values(cfg: EventsConfig) -> dict[str, str]:
     return {step: value for step, value in values.items() if value}
 
 
-def hits_from_events(events: DataFrame, cfg: EventsConfig) -> DataFrame:
+def hits_from_events(events: DataFrame, cfg: EventsConfig, timezone: str) -> DataFrame:
     """Sessionise mapped events (ts_ms, hit_ts, user_key, event, product_id, transaction_id, revenue)."""
     event = F.col("event")
     action = F.coalesce(*[F.when(event == value, F.lit(step)) for step, value in funnel_values(cfg).items()])
@@ -145,15 +146,16 @@ def hits_from_events(events: DataFrame, cfg: EventsConfig) -> DataFrame:
         F.when(event == cfg.transaction_value, F.col("transaction_id")).alias("transaction_id"),
         F.when(event == cfg.transaction_value, F.col("revenue")).alias("revenue"),
     )
-    return sessions_of(typed, cfg)
+    return sessions_of(typed, cfg, timezone)
 
 
 # The hit columns sessions are cut from: a canonical hit table holds them all, so its visits can be cut again.
 TYPED_HITS = ("user_key", "hit_ts", "hit_type", "page_path", "ecommerce_action", "product_id", "transaction_id", "revenue")
 
 
-def sessions_of(typed: DataFrame, cfg: EventsConfig) -> DataFrame:
-    """Canonical hits, with visits cut by the inactivity gap, from the TYPED_HITS columns."""
+def sessions_of(typed: DataFrame, cfg: EventsConfig, timezone: str) -> DataFrame:
+    """Canonical hits, with visits cut by the inactivity gap, from the TYPED_HITS columns; a visit is dated
+    by its start's calendar date in `timezone` (input.timezone)."""
     sessions = with_sessions(
         typed.select(*TYPED_HITS), "user_key", "hit_ts", cfg.session_gap_minutes * 60,
         tie_breakers=["hit_type", "ecommerce_action", "product_id", "transaction_id"],
@@ -161,7 +163,7 @@ def sessions_of(typed: DataFrame, cfg: EventsConfig) -> DataFrame:
     return to_hit_table(
         sessions.select(
             "*",
-            F.to_date("visit_start_ts").alias("visit_date"),
+            local_date(F.col("visit_start_ts"), timezone).alias("visit_date"),
             *[F.lit(None).cast("string").alias(c) for c in ("channel", "source", "medium", "device", "country")],
             F.lit(None).alias("engagement_ms"),
             F.lit(None).alias("session_engaged"),

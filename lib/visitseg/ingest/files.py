@@ -141,7 +141,9 @@ def _columns(path: str) -> set[str] | None:
 def _read(spark: SparkSession, cfg: InputConfig, file_format: str, json_schema: T.StructType | None) -> DataFrame:
     try:
         if file_format == "parquet":
-            return spark.read.parquet(cfg.path)
+            # Nested fields may differ between days (a GA360 day whose `totals` lacks a field): merged, a
+            # field some files lack reads as null in those, whichever file Spark would take the schema from.
+            return spark.read.option("mergeSchema", "true").parquet(cfg.path)
         if file_format == "json":
             reader = spark.read.schema(json_schema) if json_schema is not None else spark.read
             return reader.option("mode", "FAILFAST").json(cfg.path)

@@ -22,10 +22,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg.core.config import InputConfig
-from visitseg.ingest.common import NOT_SET, in_yyyymmdd_window, null_if_not_set, struct_type, yyyymmdd_to_date
+from visitseg.ingest.common import NOT_SET, in_yyyymmdd_window, null_if_not_set, struct_type, try_long, yyyymmdd_to_date
 from visitseg.ingest.files import read_raw
 from visitseg.features.schemas import ADD_TO_CART, CHECKOUT, FUNNEL_COUNTS, PAGE, PRODUCT_VIEW
-from visitseg.features.validate import require_columns
+from visitseg.features.validate import field_type, require_columns
 from visitseg.features.visits import finish_visits
 
 _S = T.StringType()
@@ -38,7 +38,7 @@ GA360_JSON_SCHEMA = struct_type(
     visitStartTime=_S,
     date=_S,
     channelGrouping=_S,
-    totals=struct_type(hits=_S, pageviews=_S, bounces=_S, transactions=_S, totalTransactionRevenue=_S),
+    totals=struct_type(hits=_S, pageviews=_S, bounces=_S, transactions=_S, totalTransactionRevenue=_S, transactionRevenue=_S),
     trafficSource=struct_type(source=_S, medium=_S),
     device=struct_type(deviceCategory=_S),
     geoNetwork=struct_type(country=_S),
@@ -75,8 +75,10 @@ REQUIRED = {
     "hits.transaction.transactionRevenue": "number",
     "hits.product.productSKU": "string",
 }
-# Checked when the input has `totals` (the reader falls back to the hits without it).
-TOTALS = {f"totals.{name}": "integer" for name in ("hits", "pageviews", "bounces", "transactions", "totalTransactionRevenue")}
+# The `totals` fields read, each where the input has it: a field an export lacks (properties differ, and
+# so do days of one property) falls back on its own source, never to 0 (`visits_from_sessions`).
+# transactionRevenue is GA's deprecated revenue total, the fallback of totalTransactionRevenue.
+TOTALS = ("hits", "pageviews", "bounces", "transactions", "totalTransactionRevenue", "transactionRevenue")
 
 # eCommerceAction.action_type codes (GA360 export schema): 2 detail view, 3 add to cart, 5 checkout.
 # Code 6 (purchase) is not used: the transaction hit (with revenue) is the purchase, see the module doc.
@@ -110,19 +112,28 @@ def visits_from_raw(raw: DataFrame, window: InputConfig, run_id: str) -> DataFra
 
 
 def sessions_from_raw(raw: DataFrame, window: InputConfig) -> DataFrame:
-    require_columns(raw, {**REQUIRED, **(TOTALS if "totals" in raw.columns else {})}, "ga360 input")
-    if "totals" not in raw.columns:
-        raw = raw.withColumn("totals", F.lit(None).cast(GA360_JSON_SCHEMA["totals"].dataType))
-    return sessions_in_window(raw, window)
+    present = [name for name in TOTALS if field_type(raw.schema, f"totals.{name}") is not None]
+    require_columns(raw, {**REQUIRED, **{f"totals.{name}": "integer" for name in present}}, "ga360 input")
+    # Every `totals` field, null where the input lacks it, so one plan serves every export's layout.
+    if present:
+        fields = F.struct(*[(F.col(f"totals.{n}") if n in present else F.lit(None)).cast("string").alias(n) for n in TOTALS])
+        totals = F.when(F.col("totals").isNotNull(), fields)
+    else:
+        totals = F.lit(None).cast(GA360_JSON_SCHEMA["totals"].dataType)
+    return sessions_in_window(raw.withColumn("totals", totals), window)
 
 
 def sessions_in_window(raw: DataFrame, window: InputConfig) -> DataFrame:
     """One row per session inside the date window, with the visit key and visit attributes."""
+    user, visit, day, start = F.col("fullVisitorId").cast("string"), F.col("visitId").cast("string"), yyyymmdd_to_date(F.col("date")), try_long("visitStartTime")
+    # A session without its ids, or with a malformed date or start time, is no visit: its key stays null,
+    # so it is counted and excluded (`features.visits.validate_visits`).
+    is_a_visit = user.isNotNull() & visit.isNotNull() & day.isNotNull() & start.isNotNull()
     return raw.filter(in_yyyymmdd_window(F.col("date"), window)).select(
-        F.concat_ws("-", F.col("fullVisitorId").cast("string"), F.col("visitId").cast("string")).alias("visit_key"),
-        F.col("fullVisitorId").cast("string").alias("user_key"),
-        yyyymmdd_to_date(F.col("date")).alias("visit_date"),
-        F.col("visitStartTime").cast("long").alias("visit_start_sec"),
+        F.when(is_a_visit, F.concat_ws("-", user, visit)).alias("visit_key"),
+        user.alias("user_key"),
+        day.alias("visit_date"),
+        start.alias("visit_start_sec"),
         null_if_not_set(F.col("channelGrouping")).alias("channel"),
         null_if_not_set(F.col("trafficSource.source")).alias("source"),
         null_if_not_set(F.col("trafficSource.medium")).alias("medium"),
@@ -144,27 +155,29 @@ def visits_from_sessions(sessions: DataFrame, run_id: str) -> DataFrame:
     page_without_path = F.struct(F.lit(PAGE).alias("type"), F.lit(None).cast("string").alias("path"))
     unique_pages = _count_equal(pairs["type"], PAGE) - F.when(F.array_contains(pairs, page_without_path), 1).otherwise(0)
     start_micros = F.col("visit_start_sec") * 1_000_000
-    has_totals = totals["hits"].isNotNull()
+    has_totals = totals.isNotNull()
 
-    def from_totals(name: str, derived: Column) -> Column:
-        # GA leaves a total null where it is 0; the hit-derived value is computed only without totals.
-        return F.when(has_totals, F.coalesce(totals[name].cast("long"), F.lit(0))).otherwise(derived)
+    def from_totals(names: tuple[str, ...], derived: Column) -> Column:
+        # Each total falls back on its own: GA's field, its deprecated twin, then the hits. GA leaves a
+        # total null where it is 0, where the hits give 0 too; an export that lacks the field gets the hits'.
+        return F.coalesce(*[totals[name].cast("long") for name in names], derived)
 
     transactions, revenue_micros = _transactions(hits["transaction"])
     visits = sessions.filter(F.size(hits["type"]) > 0).select(
         "visit_key", "user_key", "visit_date", "channel", "source", "medium", "device", "country",
         F.timestamp_micros(start_micros + F.array_min(hit_ms) * 1000).alias("visit_start_ts"),
         F.timestamp_micros(start_micros + F.array_max(hit_ms) * 1000).alias("last_hit_ts"),
-        from_totals("hits", _length(hits["type"])).alias("hits"),  # a leaf field: Parquet reads one column
-        from_totals("pageviews", _count_equal(hits["type"], PAGE)).alias("pageviews"),
+        from_totals(("hits",), _length(hits["type"])).alias("hits"),  # a leaf field: Parquet reads one column
+        from_totals(("pageviews",), _count_equal(hits["type"], PAGE)).alias("pageviews"),
         unique_pages.alias("unique_pages"),
-        from_totals("transactions", transactions).alias("transactions"),
-        (from_totals("totalTransactionRevenue", revenue_micros) / MICROS).alias("transaction_revenue"),
+        from_totals(("transactions",), transactions).alias("transactions"),
+        (from_totals(("totalTransactionRevenue", "transactionRevenue"), revenue_micros) / MICROS).alias("transaction_revenue"),
         *[
             (_count_equal(hits["eCommerceAction"]["action_type"], code) if code else F.lit(0)).alias(name)
             for name, code in _FUNNEL_CODES.items()
         ],
         F.lit(None).cast("long").alias("engagement_ms"),
+        # totals.bounces is 1 on a bounce and null otherwise: a session with totals and no bounce was engaged.
         F.when(has_totals, F.coalesce(totals["bounces"].cast("long"), F.lit(0)) == 0).alias("engaged"),
     )
     return finish_visits(visits, run_id)

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from visitseg.core.config import InputConfig
-from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, yyyymmdd_to_date
+from visitseg.ingest.common import channel_grouping, in_yyyymmdd_window, null_if_not_set, struct_type, to_hit_table, try_long, yyyymmdd_to_date
 from visitseg.features.schemas import (
     ADD_PAYMENT_INFO,
     ADD_SHIPPING_INFO,
@@ -99,13 +99,18 @@ def hits_from_events(events: DataFrame) -> DataFrame:
     name = F.col("event_name")
     action = F.coalesce(*[F.when(name == event, F.lit(act)) for event, act in EVENT_ACTIONS.items()])
     session_id = event_param("ga_session_id", "int_value").cast("string")
+    user, day, micros = F.col("user_pseudo_id").cast("string"), yyyymmdd_to_date(F.col("event_date")), try_long("event_timestamp")
+    # A visit is one user's session: an event without either (consent mode's cookieless pings, measurement
+    # protocol hits without a session), or with a malformed date or time, belongs to none. Its key stays
+    # null, so it is counted and excluded, never merged into another visit by the session id alone.
+    in_a_visit = user.isNotNull() & session_id.isNotNull() & day.isNotNull() & micros.isNotNull()
     location = event_param("page_location", "string_value")
     path = F.regexp_extract(location, URL_PATH, 1)
     hits = events.select(
-        F.when(session_id.isNotNull(), F.concat_ws("-", F.col("user_pseudo_id").cast("string"), session_id)).alias("visit_key"),
-        F.col("user_pseudo_id").cast("string").alias("user_key"),
-        yyyymmdd_to_date(F.col("event_date")).alias("visit_date"),
-        F.timestamp_micros(F.col("event_timestamp").cast("long")).alias("hit_ts"),
+        F.when(in_a_visit, F.concat_ws("-", user, session_id)).alias("visit_key"),
+        user.alias("user_key"),
+        day.alias("visit_date"),
+        F.timestamp_micros(micros).alias("hit_ts"),
         name.alias("event_name"),
         F.when(name == "page_view", PAGE).when(name == "purchase", TRANSACTION).otherwise(EVENT).alias("hit_type"),
         F.when(name == "page_view", F.when(path == "", "/").otherwise(path)).alias("page_path"),

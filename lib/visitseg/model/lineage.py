@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from scipy.optimize import linear_sum_assignment
 
 from visitseg.core.config import ModelConfig
-from visitseg.core.errors import ConfigError
+from visitseg.core.errors import ConfigError, ModelNotFoundError
 from visitseg.features.grains import GRAINS
 from visitseg.model.assign import RAW_CLUSTER
 from visitseg.model.saved_model import STANDARDISED
@@ -84,7 +84,7 @@ def previous_run(spark: SparkSession, output: str, run_id: str, grain: str, mode
     previous_id, model_path = chosen[RUN_ID], chosen["model_path"]
     try:
         saved = load_model(model_path)
-    except ConfigError:
+    except ModelNotFoundError:
         log.warning("lineage: the model of run %s has no %s (written by an older visitseg); segment ids start afresh", previous_id, MODEL_FACTS)
         return None
     labels_table, key = GRAINS[grain].labels_table, GRAINS[grain].key

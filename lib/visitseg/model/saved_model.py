@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 
 from visitseg import __version__
 from visitseg.core.config import Config, with_values
-from visitseg.core.errors import ConfigError
+from visitseg.core.errors import ConfigError, ModelNotFoundError
 from visitseg.core.sql import double
 from visitseg.model.preprocess import winsorizing_selects
 from visitseg.storage.delta_log import table_uri
@@ -136,7 +136,7 @@ def model_facts(path: str) -> dict[str, Any]:
         with fs.open_input_stream(f"{root}/{MODEL_FACTS}") as f:
             facts = json.loads(f.read())
     except FileNotFoundError:  # only "not there": a forbidden or throttled read is raised with its cause
-        raise ConfigError(
+        raise ModelNotFoundError(
             f"--model {path}: no {MODEL_FACTS} there; give DIR/models/<run_id> of a run written by visitseg {__version__} "
             f"or later (or `latest`), or rerun that training"
         ) from None

@@ -20,7 +20,7 @@ from visitseg.ingest.files import input_errors
 from visitseg.core.spark import StageLog, persisted
 from visitseg.features.users import user_features
 from visitseg.features.validate import check_rows, check_unique_keys
-from visitseg.features.visits import validate_visits
+from visitseg.features.visits import valid_visits, validate_visits
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,12 @@ def built_features(spark: SparkSession, cfg: Config, stages: StageLog) -> Iterat
     with persisted(visits, StorageLevel.DISK_ONLY) as visits:
         with stages("aggregate visits") as facts:
             with input_errors(cfg.input.path):  # the first action: where unreadable files show up
-                counts = validate_visits(visits)
-            facts.update(rows_in=counts["hits"], rows_out=counts["rows"])
+                counts = validate_visits(visits, cfg.input.max_invalid_fraction)
+            facts.update(rows_in=counts["hits"] + counts["invalid_hits"], rows_out=counts["rows"], invalid_input_rows=counts["invalid_hits"])
         if cfg.features.grain == "visit":
-            yield FeatureTable("visit_features", visits, facts["rows_out"])
+            yield FeatureTable("visit_features", valid_visits(visits), counts["rows"])
             return
-        with persisted(user_features(visits, cfg.run.run_id), StorageLevel.DISK_ONLY) as users:
+        with persisted(user_features(valid_visits(visits), cfg.run.run_id), StorageLevel.DISK_ONLY) as users:
             with stages("aggregate users") as facts:
                 checked = check_rows(users, ["user_key"], not_null=["user_key"], non_negative=["sessions"], what="user features", sums=["sessions"])
                 facts.update(rows_in=checked["sessions"], rows_out=checked["rows"])

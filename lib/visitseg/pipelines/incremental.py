@@ -49,7 +49,7 @@ from visitseg.core.errors import ConfigError
 from visitseg.core.spark import StageLog, persisted
 from visitseg.features.schemas import HIT_SCHEMA
 from visitseg.features.table import FeatureTable
-from visitseg.features.visits import validate_visits, visit_features
+from visitseg.features.visits import valid_visits, validate_visits, visit_features
 from visitseg.ingest import format_of
 from visitseg.ingest.files import input_errors, read_stream
 from visitseg.model.assign import score_visits
@@ -193,9 +193,12 @@ class _Batch:
             if self.format.by_hits:
                 with persisted(self._hits(raw, facts), StorageLevel.DISK_ONLY) as hits:
                     done = complete_visits(hits, self.cfg.events.session_gap_minutes * 60)
-                    visits = visit_features(hits.join(done, "visit_key", "left_semi"), self.cfg.run.run_id)
+                    # Hits of no visit (a null key: no user or session id, a malformed date) are never held
+                    # back: they go with the batch's visits, where validate_visits counts and excludes them.
+                    in_no_visit = hits.filter(F.col("visit_key").isNull())
+                    visits = visit_features(hits.join(done, "visit_key", "left_semi").unionByName(in_no_visit), self.cfg.run.run_id)
                     scored, skipped, monitoring = self._score(visits, txn, scores_done)
-                    waiting = hits.join(done, "visit_key", "left_anti").withColumn(STREAM_COLUMN, F.lit(self.app_id))
+                    waiting = hits.join(done, "visit_key", "left_anti").filter(F.col("visit_key").isNotNull()).withColumn(STREAM_COLUMN, F.lit(self.app_id))
                     held = delta.replace_partition(self.spark, waiting, self.pending_path, {STREAM_COLUMN: self.app_id}, self.writer, txn).rows
             else:
                 scored, skipped, monitoring = self._score(self.format.visits_from_raw(raw, self.cfg), txn, scores_done)
@@ -218,7 +221,7 @@ class _Batch:
         with persisted(visits, StorageLevel.DISK_ONLY) as visits:
             if visits.isEmpty():  # every visit still waiting (one day has arrived so far): nothing to commit
                 return 0, 0, None
-            rows = validate_visits(visits)["rows"]
+            rows = validate_visits(visits, self.cfg.input.max_invalid_fraction)["rows"]
 
             def append_fresh(assigned: DataFrame, days: list[str]) -> delta.WriteResult | None:
                 if scores_done:
@@ -233,7 +236,7 @@ class _Batch:
                 scores = score_visits(assigned, self.saved, self.cfg.run.run_id)
                 return delta.append(self.spark, scores, self.scores_path, {"model_run_id": self.saved.run_id, "visit_date": days}, self.writer, txn)
 
-            table = FeatureTable("visit_features", visits, rows)
+            table = FeatureTable("visit_features", valid_visits(visits), rows)
             monitor_run_id = f"{self.cfg.run.run_id}-batch{txn.version}"
             done = score_and_monitor(self.spark, self.cfg, self.stages, self.writer, table, self.saved, self.reference, append_fresh, monitor_run_id)
         scored = done.result.rows if done.result is not None else 0

@@ -280,7 +280,8 @@ def _data_quality(data: ReportData) -> str:
     dropped = list(run["dropped_features"] or [])
     facts = [
         ("Rows read", f'{read["rows_in"]:,} hits → {read["rows_out"]:,} visits' if "rows_in" in read else "not recorded"),
-        ("Rows dropped", "none counted: rows outside the date window and GA360 sessions without hits are not read"),
+        ("Rows in no visit", f'{read.get("invalid_input_rows", 0):,} (no user or session id, or a malformed date or time: excluded, up to input.max_invalid_fraction)'),
+        ("Rows not read", "rows outside the date window, and GA360 sessions without hits"),
         ("Features dropped", f'{", ".join(dropped)} (constant on the training data)' if dropped else "none"),
         ("Model features", ", ".join(run["features"] or [])),
         ("Sweep", f'{run["sweep_rows"]:,} rows{" (a deterministic sample)" if run["sweep_sampled"] else ""}'),
