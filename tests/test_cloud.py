@@ -79,9 +79,17 @@ def test_bad_image_is_refused_with_exit_2():
     assert result.returncode == 2 and "--image must be 2.3 (Spark 3.5) or 3.0 (Spark 4.1)" in result.stderr
 
 
-def test_delta_package_per_spark_line_matches_the_constraints_files():
-    assert delta_package("3.5.9") == f"io.delta:delta-spark_2.12:{pinned('3.5', 'delta-spark')}"
-    assert delta_package(pinned("4", "pyspark")) == f"io.delta:delta-spark_2.13:{pinned('4', 'delta-spark')}"
+def delta_jar_of_the_tests(line: str) -> str:
+    """The Delta coordinates the suite runs Spark's Delta source with on a line (delta-jars/pom.xml's profile)."""
+    pom = (ROOT / "delta-jars" / "pom.xml").read_text()
+    profile = re.search(rf"<id>spark-{re.escape(line)}</id>\s*<properties>(.*?)</properties>", pom, re.S).group(1)
+    artifact, version = (re.search(rf"<delta.{tag}>(.*?)</delta.{tag}>", profile).group(1) for tag in ("artifact", "version"))
+    return f"io.delta:{artifact}:{version}"
+
+
+def test_the_delta_package_advised_per_spark_line_is_the_one_the_tests_run_with():
+    assert delta_package(pinned("3.5", "pyspark")) == delta_jar_of_the_tests("3.5") == "io.delta:delta-spark_2.12:3.3.3"
+    assert delta_package(pinned("4", "pyspark")) == delta_jar_of_the_tests("4")
     assert spark_line("4.2.0-preview1") == (4, 2)
     assert all(package.startswith("io.delta:delta-spark_2.13:4.") for (major, _), package in DELTA_PACKAGES.items() if major == 4 and package)
     assert delta_package("4.3.0") is None  # no Delta release for Spark 4.3 yet: the jar-free writer only
