@@ -1,4 +1,4 @@
-"""End-to-end benchmark of `visitseg run`, side by side with the single-node baseline, in one run.
+"""End-to-end benchmark of `visitseg run`, side by side with the two baselines, in one run.
 
 Each repetition starts a fresh `visitseg run` process (new JVM, default configuration, `local[2]`
 unless --master says otherwise), samples the RSS of the driver's Python process and of its JVM (in local
@@ -6,6 +6,9 @@ mode the JVM is both driver and executor) every 0.2 s from /proc, and reads the 
 the run's model_report.json. Medians over --runs repetitions are printed as a table and saved as JSON.
 
     python scripts/benchmark.py --input data/ga360_10m --runs 3 --baseline --json bench/10m.json
+
+`--baseline` runs, in turn with each visitseg run, the seed notebook's pipeline in pandas + scikit-learn
+(`baseline_pandas_sklearn.py`) and the same job hand-written in Spark ML (`baseline_spark_ml.py`).
 
 `--mode score` measures scoring instead: it trains once, then alternates `visitseg features` and
 `visitseg score --model` on the same input (each a fresh process) and prints the medians, their ratio and
@@ -142,11 +145,15 @@ def run_visitseg(args: argparse.Namespace, out: Path, run_id: str) -> dict:
     }
 
 
-def run_baseline(args: argparse.Namespace) -> dict:
+BASELINES = {"pandas": "baseline_pandas_sklearn.py", "spark_ml": "baseline_spark_ml.py"}
+
+
+def run_baseline(args: argparse.Namespace, name: str) -> dict:
     started = time.perf_counter()
+    master = ["--master", args.master] if name == "spark_ml" else []
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "baseline_pandas_sklearn.py"), "--input", args.input, "--format", args.format],
-        capture_output=True, text=True, check=True,
+        [sys.executable, str(ROOT / "scripts" / BASELINES[name]), "--input", args.input, "--format", args.format, *master],
+        capture_output=True, text=True, check=True, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     figures["wall_seconds"] = time.perf_counter() - started
@@ -197,7 +204,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("run", "score"), default="run", help="run: visitseg run (and the baseline); score: visitseg score against visitseg features")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides for visitseg run")
-    parser.add_argument("--baseline", action="store_true", help="also run scripts/baseline_pandas_sklearn.py (GA360 Parquet or events CSV)")
+    parser.add_argument("--baseline", action="store_true", help="also run both baselines, pandas + scikit-learn and hand-written Spark ML (GA360 Parquet or events CSV)")
     parser.add_argument("--json", help="save the figures here")
     parser.add_argument("--log-dir", default="bench/logs", help="each run's log goes here (kept)")
     args = parser.parse_args()
@@ -212,7 +219,7 @@ def main() -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
-    runs, baselines = [], []
+    runs, baselines = [], {name: [] for name in BASELINES} if args.baseline else {}
     try:
         # Alternating, so both see the same warm or cold page cache and the same machine drift.
         for i in range(args.runs):
@@ -222,9 +229,9 @@ def main() -> None:
             for table in REFERENCE_TABLES:
                 shutil.copytree(out / table, work / f"out{i + 1}" / table)
             shutil.rmtree(out, ignore_errors=True)
-            if args.baseline:
-                baselines.append(run_baseline(args))
-                print(f"baseline run {i + 1}/{args.runs}: {baselines[-1]['wall_seconds']:.1f} s", file=sys.stderr)
+            for name, done in baselines.items():
+                done.append(run_baseline(args, name))
+                print(f"{name} baseline run {i + 1}/{args.runs}: {done[-1]['wall_seconds']:.1f} s", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -246,31 +253,33 @@ def main() -> None:
             "jvm_rss_mb_max": max(r["jvm_rss_mb"] for r in runs),
         },
     }
-    if baselines:
-        summary["baseline"] = {
-            "wall_seconds_median": median([b["wall_seconds"] for b in baselines]),
-            "wall_seconds_all": [round(b["wall_seconds"], 2) for b in baselines],
-            "stages_median": {s: median([b["seconds"][s] for b in baselines]) for s in baselines[0]["seconds"]},
-            "peak_rss_mb_max": max(b["peak_rss_mb"] for b in baselines),
+    for name, done in baselines.items():
+        summary[name] = {
+            "wall_seconds_median": median([b["wall_seconds"] for b in done]),
+            "wall_seconds_all": [round(b["wall_seconds"], 2) for b in done],
+            "stages_median": {s: median([b["seconds"][s] for b in done]) for s in done[0]["seconds"]},
+            "chosen_k": [b.get("chosen_k") for b in done],
         }
-        summary["ratio_visitseg_over_baseline"] = summary["visitseg"]["wall_seconds_median"] / summary["baseline"]["wall_seconds_median"]
+        summary[f"ratio_visitseg_over_{name}"] = summary["visitseg"]["wall_seconds_median"] / summary[name]["wall_seconds_median"]
+    if "pandas" in baselines:
+        summary["pandas"]["peak_rss_mb_max"] = max(b["peak_rss_mb"] for b in baselines["pandas"])
 
     v = summary["visitseg"]
     print(f"\n{args.input}: {summary['hits']:,} hits, {summary['visits']:,} visits, median of {args.runs} runs, {args.master}")
-    print(f"{'stage':<12} {'visitseg s':>11} {'baseline s':>11}")
-    base = summary.get("baseline", {}).get("stages_median", {})
+    print(f"{'stage':<12} {'visitseg s':>11}" + "".join(f" {name + ' s':>11}" for name in baselines))
     for group in GROUPS:
-        print(f"{group:<12} {v['stages_median'][group]:>11.1f} {base.get(group.replace('final fit', '-'), float('nan')):>11.1f}")
-    print(f"{'end to end':<12} {v['wall_seconds_median']:>11.1f} {summary.get('baseline', {}).get('wall_seconds_median', float('nan')):>11.1f}")
-    print(f"chosen K per run: {summary['chosen_k']}" + (f" (planted: {summary['planted_k']})" if summary["planted_k"] else ""))
+        print(f"{group:<12} {v['stages_median'][group]:>11.1f}" + "".join(f" {summary[name]['stages_median'].get(group, float('nan')):>11.1f}" for name in baselines))
+    print(f"{'end to end':<12} {v['wall_seconds_median']:>11.1f}" + "".join(f" {summary[name]['wall_seconds_median']:>11.1f}" for name in baselines))
+    print(f"chosen K per run: {summary['chosen_k']}" + (f" (planted: {summary['planted_k']})" if summary["planted_k"] else "")
+          + "".join(f"; {name}: {summary[name]['chosen_k']}" for name in baselines if name != "pandas"))
     print(f"peak RSS MB: visitseg driver python {v['driver_python_rss_mb_max']:.0f}, JVM {v['jvm_rss_mb_max']:.0f}", end="")
-    print(f"; baseline {summary['baseline']['peak_rss_mb_max']:.0f}" if "baseline" in summary else "")
+    print(f"; pandas baseline {summary['pandas']['peak_rss_mb_max']:.0f}" if "pandas" in summary else "")
     compared = runs[1:] or runs
     monitoring = median([r["stages"]["monitoring"] for r in compared])
     rest = median([r["wall_seconds"] - r["stages"]["monitoring"] for r in compared])
     print(f"monitoring (profiles + drift + their writes), runs with a reference: {monitoring:.1f} s = {monitoring / rest:.1%} on top of the rest of the run ({rest:.1f} s)")
-    if "ratio_visitseg_over_baseline" in summary:
-        print(f"visitseg / baseline wall time: {summary['ratio_visitseg_over_baseline']:.2f}")
+    for name in baselines:
+        print(f"visitseg / {name} baseline wall time: {summary[f'ratio_visitseg_over_{name}']:.2f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(summary, indent=2))

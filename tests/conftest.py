@@ -30,6 +30,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
                 "spark.rdd.compress": "false",
                 "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
                 "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
+                # Delta rebuilds a table's state in 50 tasks by default; the tests' logs are a few commits.
+                "spark.databricks.delta.snapshotPartitions": "2",
                 # Spark's Delta source of this line, as clusters have it: in-process jobs write through the
                 # native writer (output.delta_writer = auto); the Delta layer's tests use both writers.
                 **({"spark.jars": ",".join(delta_jars())} if delta_jars() else {}),

@@ -106,8 +106,8 @@ class ModelConfig:
     n_init: int = 1  # k-means runs per K in the sweep (seeds seed, seed+1, …); the lowest training cost wins
     refit_seeds: int = 2  # more seeds for a K that looks like a poor local optimum (README: "The model"); 0 = never
     solver: str = "block"  # block: distances by matrix products (dense data, 3-4x faster here); row; auto
-    sweep_sample_rows: int = 100_000
-    sweep_parallelism: int = 4  # fits at once (driver threads sharing the executors, like CrossValidator's parallelism)
+    sweep_sample_rows: int = 50_000  # a fit costs per row and per job: 50,000 rows halve 100,000's sweep, same K (docs/performance.md)
+    sweep_parallelism: int = 8  # fits at once (driver threads sharing the executors, like CrossValidator's parallelism)
     min_cluster_share: float = 0.005  # buyers are ~1-2% of real visits: a smaller floor would hide them
     max_cluster_share: float = 0.6  # automatic K prefers Ks whose largest segment holds at most this share
     min_stability: float = 0.8  # ... and whose split-half adjusted Rand index is at least this

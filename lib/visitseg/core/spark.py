@@ -165,6 +165,13 @@ def local_frame(spark: SparkSession, rows: Sequence[Sequence[Any] | Mapping[str,
     return spark.createDataFrame(records, schema)
 
 
+def bounded_to_pandas(df: DataFrame) -> pd.DataFrame:
+    """A DataFrame whose size the job bounds itself (the sweep sample: at most `model.sweep_sample_rows`
+    rows) on the driver, as Arrow batches: ~1 s for 100,000 rows of 29 numbers, against ~4 s as Rows."""
+    with session_conf(df.sparkSession, ARROW):
+        return df.toPandas()
+
+
 def _has_nan(value: Any) -> bool:
     if isinstance(value, float):
         return math.isnan(value)

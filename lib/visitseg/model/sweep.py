@@ -35,15 +35,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from pyspark import StorageLevel
 from pyspark.ml.clustering import KMeans, KMeansModel
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from visitseg.core.config import ModelConfig
-from visitseg.model.metrics import SILHOUETTE_DISTANCE, adjusted_rand_index, cluster_stats, contingency_tables, silhouettes
+from visitseg.model.metrics import SILHOUETTE_DISTANCE, adjusted_rand_index, cluster_stats, contingency_table, silhouette
 from visitseg.model.preprocess import FEATURES
-from visitseg.core.spark import persisted
+from visitseg.core.spark import bounded_to_pandas
 
 log = logging.getLogger(__name__)
 
@@ -151,30 +151,34 @@ def sweep(data: DataFrame, key: str, cfg: ModelConfig, seed: int, k_max: int) ->
 
 
 def diagnose(data: DataFrame, models: dict[int, KMeansModel], halves: dict[int, tuple[KMeansModel, KMeansModel]], seconds: dict[int, float]) -> list[KResult]:
-    """Every K's diagnostics, measured together: all fits label the sample in one frame, then two
-    aggregations give the cluster statistics of every K, one the halves' agreement, one the silhouettes."""
+    """Every K's diagnostics: all fits label the sample in one frame (Spark ML's own `transform`, so a row's
+    label is the one the model gives it everywhere else), which comes to the driver once; the metrics are
+    numpy passes over it (`metrics`). The sample is bounded by `model.sweep_sample_rows`."""
     ks = list(models)
     labelled = data.select(FEATURES)
     labellings = {(k, ALL): model for k, model in models.items()} | {(k, part): halves[k][part] for k in ks for part in (0, 1)}
     for (k, part), model in labellings.items():
         labelled = model.transform(labelled).withColumnRenamed(PREDICTION, _label_col(k, part))
-    with persisted(labelled, StorageLevel.MEMORY_AND_DISK) as labelled:
-        d = len(models[ks[0]].clusterCenters()[0])
-        stats = cluster_stats(labelled, FEATURES, d, {k: _label_col(k, ALL) for k in ks})
-        agreement = contingency_tables(labelled, {k: (_label_col(k, 0), _label_col(k, 1)) for k in ks})
-        silhouette = silhouettes(labelled, FEATURES, stats, {k: _label_col(k, ALL) for k in ks})
+    d = len(models[ks[0]].clusterCenters()[0])
+    local = bounded_to_pandas(labelled.select(
+        *[vector_to_array(F.col(FEATURES))[i].alias(f"_x{i}") for i in range(d)],
+        *[F.col(_label_col(k, part)).cast("int").alias(_label_col(k, part)) for k, part in labellings],
+    ))
+    x = local[[f"_x{i}" for i in range(d)]].to_numpy(dtype=float)
     results = []
     for k in ks:
+        labels = local[_label_col(k, ALL)].to_numpy()
+        stats = cluster_stats(x, labels, k)
         result = KResult(
             k=k,
-            inertia=stats[k].inertia,
-            silhouette=silhouette[k],
-            davies_bouldin=stats[k].davies_bouldin,
-            calinski_harabasz=stats[k].calinski_harabasz,
-            min_cluster_share=float(stats[k].shares.min()),
-            max_cluster_share=float(stats[k].shares.max()),
+            inertia=stats.inertia,
+            silhouette=silhouette(x, labels, stats),
+            davies_bouldin=stats.davies_bouldin,
+            calinski_harabasz=stats.calinski_harabasz,
+            min_cluster_share=float(stats.shares.min()),
+            max_cluster_share=float(stats.shares.max()),
             seconds=seconds[k],
-            stability=adjusted_rand_index(agreement[k]),
+            stability=adjusted_rand_index(contingency_table(local[_label_col(k, 0)].to_numpy(), local[_label_col(k, 1)].to_numpy())),
         )
         log.info(
             "sweep k=%d: inertia %.1f, silhouette (%s) %.4f, Davies-Bouldin %.4f, Calinski-Harabasz %.1f, "
