@@ -153,6 +153,7 @@ class OutputConfig:
     delta_writer: str = "auto"  # auto | native | deltalake
     redact_keys: tuple[str, ...] = ()  # more key names whose values are masked in logs and outputs (`redact`)
     keep_runs: int = 0  # `visitseg vacuum` drops all but the newest this many runs from every table; 0 = keep every run
+    catalog_database: str = ""  # register every table as <database>.<table> in the session's catalog, with latest-run views; "" = off
 
 
 @dataclass(frozen=True)
@@ -340,10 +341,7 @@ def _validate(cfg: Config) -> None:
     date_from = parse_date("input.date_from", cfg.input.date_from) if cfg.input.date_from else None
     date_to = parse_date("input.date_to", cfg.input.date_to) if cfg.input.date_to else None
     if date_from and date_to and date_to <= date_from:
-        raise ConfigError(
-            f"input.date_to: must be after input.date_from (date_to is exclusive), "
-            f"got date_from={cfg.input.date_from}, date_to={cfg.input.date_to}"
-        )
+        raise ConfigError(f"input.date_to: must be after input.date_from (date_to is exclusive), got date_from={cfg.input.date_from}, date_to={cfg.input.date_to}")
     _positive("events.session_gap_minutes", cfg.events.session_gap_minutes)
     for name in ("timestamp_col", "visitor_col", "event_col", "item_col", "transaction_col"):
         if not getattr(cfg.events, name):
@@ -352,6 +350,8 @@ def _validate(cfg: Config) -> None:
     _one_of("output.delta_writer", cfg.output.delta_writer, DELTA_WRITERS)
     if cfg.output.keep_runs < 0:
         raise ConfigError(f"output.keep_runs: must be >= 0 (0 = keep every run), got {cfg.output.keep_runs}")
+    if cfg.output.catalog_database and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", cfg.output.catalog_database):
+        raise ConfigError(f"output.catalog_database: must be a database name of letters, digits and '_', got {cfg.output.catalog_database!r}")
     if cfg.spark.shuffle_partitions < 0:
         raise ConfigError(f"spark.shuffle_partitions: must be >= 0 (0 = Spark's default), got {cfg.spark.shuffle_partitions}")
     _validate_model(cfg.model)
@@ -386,10 +386,8 @@ def _validate_model(m: ModelConfig) -> None:
         raise ConfigError(f"model.k_max: must be >= model.k_min ({m.k_min}), got {m.k_max}")
     if m.k_final and m.k_final < 2:
         raise ConfigError(f"model.k_final: must be 0 (choose automatically) or >= 2, got {m.k_final}")
-    for name in ("max_iter", "init_steps", "n_init", "sweep_sample_rows", "sweep_parallelism"):
+    for name in ("max_iter", "init_steps", "n_init", "sweep_sample_rows", "sweep_parallelism", "tol", "lineage_max_shift"):
         _positive(f"model.{name}", getattr(m, name))
-    _positive("model.tol", m.tol)
-    _positive("model.lineage_max_shift", m.lineage_max_shift)
     if m.refit_seeds < 0:
         raise ConfigError(f"model.refit_seeds: must be >= 0 (0 = never refit), got {m.refit_seeds}")
     if not 0 <= m.min_cluster_share < 0.5:

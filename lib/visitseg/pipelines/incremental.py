@@ -57,6 +57,7 @@ from visitseg.model.saved_model import SavedModel, load_model, scoring_config
 from visitseg.monitor.drift import Monitoring, Reference, reference_run
 from visitseg.pipelines.score import check_score_tables, model_output, model_path, score_and_monitor
 from visitseg.storage import delta
+from visitseg.storage.catalog import check_catalog, register_tables
 from visitseg.storage.runlock import run_lock
 from visitseg.storage.tables import SESSION_SCORES
 
@@ -93,8 +94,11 @@ def incremental_score_job(spark: SparkSession, cfg: Config, model: str, checkpoi
     saved = load_model(path_of_model)
     reference = reference_run(spark, model_output(path_of_model), cfg.monitor.baseline_run_id, saved.run_id)
     check_score_tables(cfg.output.path)
+    check_catalog(spark, cfg.output.catalog_database)
     log.info("score --incremental: model of run %s (%d segments), new files of %s, checkpoint %s", saved.run_id, len(saved.segments), cfg.input.path, checkpoint)
-    return score_incrementally(spark, scoring_config(cfg, saved.config), saved, checkpoint, StageLog(spark), reference)
+    summary = score_incrementally(spark, scoring_config(cfg, saved.config), saved, checkpoint, StageLog(spark), reference)
+    register_tables(spark, cfg.output.path, cfg.output.catalog_database)
+    return summary
 
 
 def score_incrementally(

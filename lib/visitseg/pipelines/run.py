@@ -4,7 +4,7 @@ The run writes its tables in this order: features, labels, centres, diagnostics,
 lineage, feature profiles and drift, then the model and the JSON report, and the `runs` row last, so a
 run listed in `runs` has all its outputs. The report page is drawn from those tables afterwards. Every
 target table's schema is checked before the first write, and the run lock of the run id is held
-(`storage.runlock`) while it works.
+(`storage.runlock`) while it works. With `output.catalog_database` the tables are registered by name last.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from visitseg.pipelines.features import built_features
 from visitseg.report.page import write_report
 from visitseg.report.record import run_record
 from visitseg.storage import delta
+from visitseg.storage.catalog import check_catalog, register_tables
 from visitseg.storage.files import write_json
 from visitseg.storage.runlock import run_lock
 from visitseg.storage.tables import RUNS, SCHEMAS, RunRecord, rows_frame, write_run_table
@@ -47,6 +48,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
     started_at = dt.datetime.now(dt.timezone.utc)
     stages = StageLog(spark)
     writer = delta.choose_writer(spark, cfg.output.delta_writer)  # fail before any work if it cannot run
+    check_catalog(spark, cfg.output.catalog_database)
     out, run_id, grain = cfg.output.path, cfg.run.run_id, cfg.features.grain
     with run_lock(out, run_id), built_features(spark, cfg, stages) as table:
         previous = previous_run(spark, out, run_id, grain, cfg.model)
@@ -67,6 +69,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         write_json(report_path, report_document(record, cfg, stages, tables, seg, monitoring))
         tables[RUNS] = write_run_table(spark, out, run_id, writer, stages, RUNS, rows_frame(spark, [record], RunRecord)).path
         page_path = write_report(spark, out, run_id)  # from the tables just written, like `visitseg report`
+        register_tables(spark, out, cfg.output.catalog_database)
     return RunSummary(record, seg, tables, report_path, page_path, monitoring)
 
 

@@ -28,6 +28,7 @@ from visitseg.monitor.daily import scored_daily_rows, segment_stats
 from visitseg.monitor.drift import Monitoring, Reference, monitor, reference_run
 from visitseg.pipelines.features import built_features
 from visitseg.storage import delta
+from visitseg.storage.catalog import check_catalog, register_tables
 from visitseg.storage.runlock import run_lock
 from visitseg.storage.tables import DRIFT, FEATURE_PROFILES, KPIS_DAILY, SCHEMAS, SESSION_SCORES, KpiRow, newest_run, rows_frame, write_run_table
 
@@ -61,6 +62,7 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
     into `session_scores`, replacing that model's scores of the same days. No refit."""
     stages = StageLog(spark)
     writer = delta.choose_writer(spark, cfg.output.delta_writer)
+    check_catalog(spark, cfg.output.catalog_database)
     out, run_id = cfg.output.path, cfg.run.run_id
     path_of_model = model_path(spark, out, model)
     saved = load_model(path_of_model)
@@ -75,6 +77,7 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
     log.info("score: model of run %s (%d segments), its feature settings; scoring %s", saved.run_id, len(saved.segments), cfg.input.path)
     with run_lock(out, run_id), built_features(spark, scoring_config(cfg, saved.config), stages) as table:
         scored = score_and_monitor(spark, cfg, stages, writer, table, saved, reference, replace_days, run_id)
+        register_tables(spark, out, cfg.output.catalog_database)
     return ScoreSummary(saved.run_id, run_id, table.rows, scored.days, scored.result, scored.monitoring)
 
 
