@@ -151,11 +151,18 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "sweep": sweep,
     }
+    print_figures(figures, args.json)
+
+
+def print_figures(figures: dict, json_path: str | None) -> None:
+    """Seconds per stage (and peak RSS where measured), then the figures as JSON on the last line, which
+    `benchmark.py` reads; also into `json_path` when given. Both baselines report this way."""
     for stage, value in figures["seconds"].items():
         print(f"{stage:<12} {value:>8.2f} s")
-    print(f"peak RSS     {figures['peak_rss_mb']:>8.1f} MB")
-    if args.json:
-        with open(args.json, "w") as f:
+    if "peak_rss_mb" in figures:
+        print(f"peak RSS     {figures['peak_rss_mb']:>8.1f} MB")
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(figures, f, indent=2)
     print(json.dumps(figures))
 

@@ -14,7 +14,6 @@ Prints seconds per stage, and the same as JSON on the last line (or into --json)
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 
@@ -24,11 +23,7 @@ from pyspark.ml.feature import StandardScaler, VectorAssembler
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-FEATURES = [
-    "pageviews", "unique_pages", "engagement_time_sec", "product_views", "searches", "cart_steps", "transactions",
-    "transaction_revenue",
-]
-SESSION_GAP_MS = 30 * 60 * 1000
+from baseline_pandas_sklearn import FEATURES, SESSION_GAP_MS, print_figures  # the same features, gap and report
 
 
 def ga360_visits(spark: SparkSession, path: str) -> DataFrame:
@@ -113,12 +108,7 @@ def main() -> None:
     spark.stop()
     seconds["total"] = time.perf_counter() - started
     figures = {"visits": n_visits, "chosen_k": best[2], "seconds": {k: round(v, 2) for k, v in seconds.items()}, "sweep": sweep}
-    for stage, value in figures["seconds"].items():
-        print(f"{stage:<12} {value:>8.2f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=2)
-    print(json.dumps(figures))
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":
