@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from visitseg.core.config import load_config
-from visitseg.model.naming import Profile, descriptive_name, segment_names, stable_order
+from visitseg.model.naming import Profile, descriptive_name, segment_names, stable_order, told_apart
 
 NAMING = load_config().naming
 
@@ -19,19 +19,30 @@ def test_order_is_by_conversion_then_pageviews_whatever_kmeans_numbered():
 
 
 def test_archetypes_only_where_the_profile_meets_their_thresholds():
+    z = {"pageviews": 0.0, "searches": 0.0}
     ordered = [
-        p(0, bounce=0.9, pageviews=1, time=0),
-        p(1, pageviews=4),
-        p(2, pageviews=5, time=60),
-        p(3, cart=0.8, pageviews=8),
-        p(4, pageviews=22),
-        p(5, pageviews=6, time=1000),
-        p(6, conversion=0.95, revenue=100),
-        p(7, conversion=1.0, revenue=400),
+        p(0, bounce=0.9, pageviews=1, time=0, standardized=z),
+        p(1, pageviews=4, standardized={"pageviews": 0.1, "searches": -0.2}),
+        p(2, pageviews=5, time=60, standardized={"pageviews": 0.3, "searches": 0.4}),
+        p(3, cart=0.8, pageviews=8, standardized=z),
+        p(4, pageviews=22, standardized={"pageviews": 2.0, "searches": 0.0}),
+        p(5, pageviews=6, time=1000, standardized={"pageviews": 0.4, "searches": 1.5}),
+        p(6, conversion=0.95, revenue=100, standardized=z),
+        p(7, conversion=1.0, revenue=400, standardized=z),
     ]
     assert segment_names(ordered, NAMING) == [
-        "Bouncers", "Browsers", "Browsers 2", "Cart abandoners", "Researchers", "Researchers 2", "Buyers", "High-value buyers",
+        "Bouncers", "Browsers (lower searches)", "Browsers (higher searches)", "Cart abandoners", "Researchers (higher page views)",
+        "Researchers (lower page views)", "Buyers", "High-value buyers",
     ]
+
+
+def test_several_clusters_of_one_name_are_split_at_the_widest_feature_again_and_again():
+    centres = [{"pageviews": 0.0, "searches": 0.0}, {"pageviews": 0.1, "searches": 1.0}, {"pageviews": 2.0, "searches": 0.0}, {"pageviews": 0.0, "searches": 0.0}]
+    assert told_apart(["Browsers", "Browsers", "Browsers", "Bouncers"], centres) == [
+        "Browsers (lower page views, lower searches)", "Browsers (lower page views, higher searches)", "Browsers (higher page views)", "Bouncers",
+    ]
+    # Identical centres (never k-means output) still get different names, and no number.
+    assert told_apart(["Browsers", "Browsers"], [{"pageviews": 1.0}, {"pageviews": 1.0}]) == ["Browsers (A)", "Browsers (B)"]
 
 
 def test_no_wrong_archetype_for_a_profile_that_fits_none():
@@ -43,9 +54,10 @@ def test_no_wrong_archetype_for_a_profile_that_fits_none():
 
 
 def test_descriptive_names_use_the_features_farthest_from_the_mean():
-    assert descriptive_name({"searches": 3.0, "pageviews": 0.2, "product_views": -2.0}) == "High searches"
-    assert descriptive_name({"searches": 3.0, "product_views": 1.0}) == "High searches, product views"
-    assert descriptive_name({"searches": 0.1, "pageviews": -0.2}) == "Typical visits"
+    assert descriptive_name({"searches": 3.0, "pageviews": 0.2, "product_views": -2.0}, NAMING) == "High searches"
+    assert descriptive_name({"searches": 3.0, "product_views": 1.0}, NAMING) == "High searches, product views"
+    assert descriptive_name({"searches": 0.1, "pageviews": -0.3}, NAMING) == "Below-average page views"
+    assert descriptive_name({"searches": 0.1, "pageviews": -0.19}, NAMING) == "Average visits"
 
 
 def test_a_single_buyer_cluster_is_just_buyers():

@@ -18,6 +18,8 @@ from visitseg.cli import main
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 from report_browser import browser_paths, inspect  # noqa: E402 (the project's own browser check)
 
+import journeys_oracle as oracle  # noqa: E402
+
 N_VISITS = 1500
 K_RANGE = ["--set", "model.k_min=2", "--set", "model.k_max=8"]
 LABEL_COLUMNS = ["visit_key", "user_key", "visit_date", "cluster_id", "segment", "distance_to_centroid", "margin", "run_id"]
@@ -109,6 +111,17 @@ def test_daily_tables_equal_pandas_over_the_written_labels_and_features(run):
     assert mix.pct.tolist() == kpis.share.tolist() == pytest.approx(expected.share.tolist())
     for kpi in ("conversion_rate", "revenue_per_visit", "bounce_rate"):
         assert kpis[kpi].tolist() == pytest.approx(expected[kpi].tolist()), kpi
+
+
+def test_journey_tables_equal_pandas_over_the_written_labels_and_features(run):
+    _, out, _, _ = run
+    visits = oracle.segmented(table(out / "session_clusters"), table(out / "visit_features"))
+    transitions, paths = oracle.transitions(visits), oracle.paths_to_purchase(visits, 4)
+    assert transitions.transitions.sum() == 2 * N_VISITS - (N_VISITS - visits.user_key.nunique())  # visits + users: every visit from and to
+    assert len(paths) > 1 and (transitions.from_segment != "(first visit)").sum() > len(transitions) / 2
+    oracle.assert_same(table(out / "segment_transitions"), transitions, ["from_segment", "to_segment"])
+    oracle.assert_same(table(out / "paths_to_purchase"), paths, ["rank"])
+    oracle.assert_same(table(out / "segment_attributes"), oracle.segment_attributes(visits, 5), ["cluster_id", "attribute", "rank"])
 
 
 def test_segments_are_named_from_their_profiles(run):

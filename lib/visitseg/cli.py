@@ -19,7 +19,8 @@ from pyspark.sql import SparkSession
 from visitseg import __version__
 from visitseg.storage import delta
 from visitseg.ingest import sample_data
-from visitseg.core.config import INPUT_FORMATS, Config, load_config, with_values
+from visitseg.core.config import Config, load_config, with_values
+from visitseg.core.config_rules import INPUT_FORMATS
 from visitseg.core.errors import ConfigError, DriftDetected, VisitsegError
 from visitseg.core.redact import mask_logs
 from visitseg.pipelines.features import built_features

@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 import sys
 import typing
-import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from visitseg.core.config_rules import DEFAULT_FEATURES, validate
 from visitseg.core.errors import ConfigError
 from visitseg.core.redact import redacted, secret_values
 
@@ -28,19 +27,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-INPUT_FORMATS = ("ga360", "ga4", "events")
-FILE_FORMATS = ("auto", "parquet", "json", "csv", "avro", "bigquery")
-TIMESTAMP_UNITS = {"s": 1000, "ms": 1, "us": 0.001}  # epoch unit of events.timestamp_col → multiplier to milliseconds
-GRAIN_NAMES = ("visit", "user")
-DELTA_WRITERS = ("auto", "native", "deltalake")
-WINSOR_METHODS = ("zscore", "quantile", "none")
-KMEANS_SOLVERS = ("block", "row", "auto")
-METHODS = ("kmeans", "rules")
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Real visits' counts and amounts are zero-inflated and heavy-tailed (docs/real-data.md): log1p them all.
-DEFAULT_FEATURES = ("pageviews", "unique_pages", "engagement_time_sec", "product_views", "searches", "cart_steps", "transactions", "transaction_revenue")
-# Their counterparts at user grain: the same behaviour summed over a user's visits, plus how many visits.
-USER_DEFAULT_FEATURES = ("sessions", "total_views", "engagement_time_sec", "product_views", "searches", "cart_steps", "transactions", "revenue")
 
 
 @dataclass(frozen=True)
@@ -133,6 +119,17 @@ class NamingConfig:
     researcher_time_on_site_sec: float = 900.0
     browser_pageviews: float = 2.0  # "Browsers": mean pageviews at least this ...
     browser_max_bounce_rate: float = 0.5  # ... and bounce rate below this
+    distinct_z: float = 0.5  # other clusters: "High/Low <feature>" for features at least this far from the mean (sd) ...
+    average_z: float = 0.2  # ... "Above/Below-average <feature>" from this far; nearer on every feature: "Average visits"
+
+
+@dataclass(frozen=True)
+class JourneysConfig:
+    """The journey tables of a visit-grain run or score (README: "Journeys"): transitions, paths, attributes."""
+
+    enabled: bool = True
+    max_path_length: int = 4  # paths_to_purchase: the last this many visits up to the first purchase visit
+    top_attributes: int = 5  # segment_attributes: the values kept per segment and attribute; the rest is "(other)"
 
 
 @dataclass(frozen=True)
@@ -174,6 +171,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     naming: NamingConfig = field(default_factory=NamingConfig)
+    journeys: JourneysConfig = field(default_factory=JourneysConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -260,7 +258,7 @@ def _build(values: dict[str, Any]) -> Config:
         }
         sections[section_field.name] = cls(**kwargs)
     cfg = Config(**sections)
-    _validate(cfg)
+    validate(cfg)
     return cfg
 
 
@@ -295,104 +293,3 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
             raise ConfigError(f"{key}: must map strings to strings, got {value!r}")
         return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
     raise AssertionError(f"unsupported config type {hint} for {key}")  # a programming error, not a user one
-
-
-def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {value!r}")
-
-
-def _positive(key: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{key}: must be > 0, got {value}")
-
-
-def _known_zone(name: str) -> bool:
-    """An IANA zone name; any name where Python has no zone database (Spark's own JVM then decides)."""
-    try:
-        return zoneinfo.ZoneInfo(name) is not None
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return not zoneinfo.available_timezones()
-
-
-def parse_date(key: str, value: str) -> dt.date:
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{key}: must be a date written YYYY-MM-DD, got {value!r}") from None
-
-
-def _validate(cfg: Config) -> None:
-    if cfg.run.run_id and not RUN_ID_PATTERN.match(cfg.run.run_id):
-        raise ConfigError(
-            f"run.run_id: must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, "
-            f"got {cfg.run.run_id!r}"
-        )
-    if cfg.input.format:
-        _one_of("input.format", cfg.input.format, INPUT_FORMATS)
-    _one_of("input.file_format", cfg.input.file_format, FILE_FORMATS)
-    _one_of("events.timestamp_unit", cfg.events.timestamp_unit, tuple(TIMESTAMP_UNITS))
-    if not _known_zone(cfg.input.timezone):
-        raise ConfigError(f"input.timezone: must be an IANA time zone such as UTC or Europe/Berlin, got {cfg.input.timezone!r}")
-    if not 0 <= cfg.input.max_invalid_fraction <= 1:
-        raise ConfigError(f"input.max_invalid_fraction: must be between 0 and 1, got {cfg.input.max_invalid_fraction}")
-    date_from = parse_date("input.date_from", cfg.input.date_from) if cfg.input.date_from else None
-    date_to = parse_date("input.date_to", cfg.input.date_to) if cfg.input.date_to else None
-    if date_from and date_to and date_to <= date_from:
-        raise ConfigError(f"input.date_to: must be after input.date_from (date_to is exclusive), got date_from={cfg.input.date_from}, date_to={cfg.input.date_to}")
-    _positive("events.session_gap_minutes", cfg.events.session_gap_minutes)
-    for name in ("timestamp_col", "visitor_col", "event_col", "item_col", "transaction_col"):
-        if not getattr(cfg.events, name):
-            raise ConfigError(f"events.{name}: must name a column of the event log, got ''")
-    _one_of("features.grain", cfg.features.grain, GRAIN_NAMES)
-    _one_of("output.delta_writer", cfg.output.delta_writer, DELTA_WRITERS)
-    if cfg.output.keep_runs < 0:
-        raise ConfigError(f"output.keep_runs: must be >= 0 (0 = keep every run), got {cfg.output.keep_runs}")
-    if cfg.output.catalog_database and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", cfg.output.catalog_database):
-        raise ConfigError(f"output.catalog_database: must be a database name of letters, digits and '_', got {cfg.output.catalog_database!r}")
-    if cfg.spark.shuffle_partitions < 0:
-        raise ConfigError(f"spark.shuffle_partitions: must be >= 0 (0 = Spark's default), got {cfg.spark.shuffle_partitions}")
-    _validate_model(cfg.model)
-    if cfg.model.method == "rules" and cfg.features.grain != "visit":
-        raise ConfigError("model.method = \"rules\": the rules segment visits; use features.grain = \"visit\" or model.method = \"kmeans\"")
-    _positive("rules.researcher_product_views", cfg.rules.researcher_product_views)
-    for name, value in dataclasses.asdict(cfg.naming).items():
-        _positive(f"naming.{name}", value)
-    for name, value in dataclasses.asdict(cfg.monitor).items():
-        if name != "baseline_run_id":
-            _positive(f"monitor.{name}", value)
-
-
-def _validate_model(m: ModelConfig) -> None:
-    if not m.features:
-        raise ConfigError("model.features: must list at least one feature column")
-    if len(set(m.features)) != len(m.features):
-        raise ConfigError(f"model.features: lists a column twice: {list(m.features)}")
-    # The default list only applies to the features it names, so `--set model.features=…` alone still works.
-    stray = sorted(set(m.log1p_features) - set(m.features)) if m.log1p_features != DEFAULT_FEATURES else []
-    if stray:
-        raise ConfigError(f"model.log1p_features: {stray} are not in model.features {list(m.features)}")
-    _one_of("model.method", m.method, METHODS)
-    _one_of("model.winsor_method", m.winsor_method, WINSOR_METHODS)
-    _one_of("model.solver", m.solver, KMEANS_SOLVERS)
-    _positive("model.winsor_z", m.winsor_z)
-    if not 0 < m.winsor_quantile < 0.5:
-        raise ConfigError(f"model.winsor_quantile: must be > 0 and < 0.5, got {m.winsor_quantile}")
-    if m.k_min < 2:
-        raise ConfigError(f"model.k_min: must be >= 2, got {m.k_min}")
-    if m.k_max < m.k_min:
-        raise ConfigError(f"model.k_max: must be >= model.k_min ({m.k_min}), got {m.k_max}")
-    if m.k_final and m.k_final < 2:
-        raise ConfigError(f"model.k_final: must be 0 (choose automatically) or >= 2, got {m.k_final}")
-    for name in ("max_iter", "init_steps", "n_init", "sweep_sample_rows", "sweep_parallelism", "tol", "lineage_max_shift"):
-        _positive(f"model.{name}", getattr(m, name))
-    if m.refit_seeds < 0:
-        raise ConfigError(f"model.refit_seeds: must be >= 0 (0 = never refit), got {m.refit_seeds}")
-    if not 0 <= m.min_cluster_share < 0.5:
-        raise ConfigError(f"model.min_cluster_share: must be >= 0 and < 0.5, got {m.min_cluster_share}")
-    if not m.min_cluster_share < m.max_cluster_share <= 1:
-        raise ConfigError(f"model.max_cluster_share: must be > model.min_cluster_share and <= 1, got {m.max_cluster_share}")
-    if not -1 <= m.min_stability <= 1:
-        raise ConfigError(f"model.min_stability: must be an adjusted Rand index in [-1, 1], got {m.min_stability}")

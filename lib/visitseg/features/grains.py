@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from visitseg.core.config import DEFAULT_FEATURES, USER_DEFAULT_FEATURES
+from visitseg.core.config_rules import DEFAULT_FEATURES, USER_DEFAULT_FEATURES
 
 
 @dataclass(frozen=True)

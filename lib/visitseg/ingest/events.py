@@ -15,7 +15,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from visitseg.core.config import TIMESTAMP_UNITS, EventsConfig, InputConfig
+from visitseg.core.config import EventsConfig, InputConfig
+from visitseg.core.config_rules import TIMESTAMP_UNITS
 from visitseg.core.errors import DataQualityError
 from visitseg.ingest.common import in_date_window, local_date, to_hit_table
 from visitseg.features.schemas import (

@@ -21,7 +21,8 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from visitseg.core.config import DEFAULT_FEATURES, Config, ModelConfig, NamingConfig, RulesConfig
+from visitseg.core.config import Config, ModelConfig, NamingConfig, RulesConfig
+from visitseg.core.config_rules import DEFAULT_FEATURES
 from visitseg.core.errors import EmptyInputError
 from visitseg.core.spark import StageLog, persisted
 from visitseg.features.grains import GRAINS, Grain
@@ -103,6 +104,7 @@ class Segmentation:
     model: PipelineModel
     segments: dict[int, tuple[int, str]]  # the model's raw cluster index → (cluster_id, segment name)
     tables: dict[str, DataFrame]  # labels, centres, diagnostics, daily mix and KPIs, lineage on a retrain
+    segmented: DataFrame  # every row of the feature table with its cluster_id and segment (lazy), for the journeys
     column_totals: dict[str, tuple[int, float]]  # numeric column → (non-null count, sum) over every row, for drift's profile
 
 
@@ -231,7 +233,8 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
         named = name_segments(profiled, prepared.features.kept, cfg.model, cfg.naming, previous)
         centres = centre_rows(named, profiled, prepared.features.kept, run_id)
         facts.update(rows_out=sum(p.n for p in named.profiles), clusters=len(centres))
-    labels = with_segments(profiled.assigned, named.segments).select(
+    segmented = with_segments(profiled.assigned, named.segments)
+    labels = segmented.select(
         *grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id")
     )
     kpis = daily_rows(profiled.per_day, {raw: cid for raw, (cid, _) in named.segments.items()}, dict(zip(named.ids, named.names)), run_id)
@@ -259,6 +262,7 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
         model=PipelineModel(stages=[*prepared.preprocessing.stages, selection.kmeans]),
         segments=named.segments,
         tables=tables,
+        segmented=segmented,
         column_totals=column_totals(profiled.per_day, profiled.numeric),
     )
 

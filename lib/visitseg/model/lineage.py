@@ -25,6 +25,7 @@ from visitseg.core.config import ModelConfig
 from visitseg.core.errors import ConfigError, ModelNotFoundError
 from visitseg.features.grains import GRAINS
 from visitseg.model.assign import RAW_CLUSTER
+from visitseg.model.naming import told_apart
 from visitseg.model.saved_model import STANDARDISED
 from visitseg.model.metrics import adjusted_rand_index
 from visitseg.model.saved_model import MODEL_FACTS, SavedModel, load_model
@@ -48,12 +49,13 @@ class Previous:
 
     def continued(self, ordered: list, names: list[str], matches: dict[int, tuple[int | None, float]]) -> tuple[list[int], list[str]]:
         """Ids and names of the new clusters (`ordered` profiles, their fresh `names`): a continued cluster
-        takes its previous id and name; a new one the next id above the previous run's, and its fresh name
-        (numbered if a continued cluster already has it)."""
+        takes its previous id and name; a new one the next id above the previous run's, and its fresh name,
+        told apart (`naming.told_apart`) from the continued cluster that already holds it."""
         previous_names = dict(self.model.segments.values())
         next_id = max(previous_names) + 1
         ids, final = [], []
-        taken = {previous_names[old] for old, _ in matches.values() if old is not None}
+        holders = {previous_names[matches[p.raw_id][0]]: p for p in ordered if matches[p.raw_id][0] is not None}
+        taken = set(holders)
         for profile, name in zip(ordered, names):
             old, _ = matches[profile.raw_id]
             if old is not None:
@@ -61,8 +63,12 @@ class Previous:
                 final.append(previous_names[old])
                 continue
             ids.append(next_id)
-            final.append(name if name not in taken else f"{name} {next_id}")
-            taken.add(final[-1])
+            if name in holders:
+                name = told_apart([name, name], [holders[name].standardized, profile.standardized])[1]
+            if name in taken:  # the qualified name is a continued cluster's too
+                name = f"{name} (new)"
+            final.append(name)
+            taken.add(name)
             next_id += 1
         return ids, final
 

@@ -14,20 +14,25 @@ An archetype name is given only where the profile meets its thresholds (`[naming
      time on site >= researcher_time_on_site_sec) → "Researchers"
   5. conversion rate < abandoner_max_conversion_rate, bounce rate < browser_max_bounce_rate and mean
      pageviews >= browser_pageviews → "Browsers"
-Any other cluster is named by what sets it apart: the (at most two) model features whose centre lies
-farthest from the overall mean, at least `DISTINCT_Z` standard deviations away, e.g. "High product
-views, searches" or "Low engagement time"; "Typical visits" when no feature is that far.
-Clusters that get the same name are told apart by a number in id order: "Researchers", "Researchers 2".
+Any other cluster is named by what sets it apart from the mean: the (at most two) model features whose
+centre lies at least `distinct_z` standard deviations away, e.g. "High product views, searches" or "Low
+engagement time"; else the farthest feature at least `average_z` away, e.g. "Below-average engagement
+time"; "Average visits" only when every feature is nearer than that.
+
+Clusters that get the same name are told apart by what separates them, never by a number: the feature
+whose centres differ most between them (in standard deviations) splits them at their mean, "higher" and
+"lower", and again within a side that still holds several, e.g. "Browsers (higher page views)" and
+"Browsers (lower page views)". On a retrain a continued cluster keeps its name (`lineage`); a new
+cluster whose name a continued one holds is told apart from it the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from visitseg.core.config import NamingConfig
 
-DISTINCT_Z = 0.5
 # How a feature reads in a name; other features read as their column name with spaces.
 LABELS = {
     "pageviews": "page views",
@@ -76,20 +81,48 @@ def segment_names(ordered: list[Profile], cfg: NamingConfig) -> list[str]:
         elif low_conversion and p.bounce_rate < cfg.browser_max_bounce_rate and p.pageviews >= cfg.browser_pageviews:
             names.append("Browsers")
         else:
-            names.append(descriptive_name(p.standardized))
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name} {seen[name]}")
+            names.append(descriptive_name(p.standardized, cfg))
+    return told_apart(names, [p.standardized for p in ordered])
+
+
+def told_apart(names: list[str], centres: Sequence[Mapping[str, float]]) -> list[str]:
+    """`names` with each name that several clusters share qualified by what separates those clusters."""
+    unique = list(names)
+    for name in sorted(set(names)):
+        members = [i for i, n in enumerate(names) if n == name]
+        if len(members) > 1:
+            for i, words in _split(members, centres).items():
+                unique[i] = f"{name} ({', '.join(words)})"
     return unique
 
 
-def descriptive_name(standardized: Mapping[str, float]) -> str:
-    """"High a, b" / "Low a" from the features farthest from the mean (same direction as the farthest)."""
+def _split(members: list[int], centres: Sequence[Mapping[str, float]]) -> dict[int, list[str]]:
+    """Qualifiers of each member: split at the mean of the feature whose centres spread the most, recursively."""
+    if len(members) == 1:
+        return {members[0]: []}
+    features = sorted(set.intersection(*(set(centres[i]) for i in members)))
+    spread = {f: max(centres[i][f] for i in members) - min(centres[i][f] for i in members) for f in features}
+    widest = min(features, key=lambda f: (-spread[f], f), default=None)
+    if widest is None or spread[widest] == 0:  # identical centres (not k-means output): letters, never numbers
+        return {i: [chr(ord("A") + n)] for n, i in enumerate(members)}
+    mean = sum(centres[i][widest] for i in members) / len(members)
+    label = LABELS.get(widest, widest.replace("_", " "))
+    higher = [i for i in members if centres[i][widest] > mean]
+    lower = [i for i in members if centres[i][widest] <= mean]
+    qualified = {}
+    for side, word in ((higher, "higher"), (lower, "lower")):
+        qualified.update({i: [f"{word} {label}", *rest] for i, rest in _split(side, centres).items()})
+    return qualified
+
+
+def descriptive_name(standardized: Mapping[str, float], cfg: NamingConfig) -> str:
+    """"High a, b" / "Low a" from the features farthest from the mean (same direction as the farthest),
+    "Above-average a" / "Below-average a" when the farthest is only a little away, else "Average visits"."""
     ranked = sorted(standardized.items(), key=lambda item: (-abs(item[1]), item[0]))
-    if not ranked or abs(ranked[0][1]) < DISTINCT_Z:
-        return "Typical visits"
-    sign = ranked[0][1] > 0
-    chosen = [name for name, z in ranked[:2] if abs(z) >= DISTINCT_Z and (z > 0) == sign]
-    return f"{'High' if sign else 'Low'} {', '.join(LABELS.get(name, name.replace('_', ' ')) for name in chosen)}"
+    if not ranked or abs(ranked[0][1]) < cfg.average_z:
+        return "Average visits"
+    name, z = ranked[0]
+    if abs(z) < cfg.distinct_z:
+        return f"{'Above' if z > 0 else 'Below'}-average {LABELS.get(name, name.replace('_', ' '))}"
+    chosen = [f for f, v in ranked[:2] if abs(v) >= cfg.distinct_z and (v > 0) == (z > 0)]
+    return f"{'High' if z > 0 else 'Low'} {', '.join(LABELS.get(f, f.replace('_', ' ')) for f in chosen)}"

@@ -1,7 +1,7 @@
 """`visitseg run`: read → visits → features → fit (+ lineage) → assign → drift → tables → model → report.
 
 The run writes its tables in this order: features, labels, centres, diagnostics, daily mix and KPIs,
-lineage, feature profiles and drift, then the model and the JSON report, and the `runs` row last, so a
+lineage, feature profiles and drift, the journeys (visit grain), then the model and the JSON report, and the `runs` row last, so a
 run listed in `runs` has all its outputs. The report page is drawn from those tables afterwards. Every
 target table's schema is checked before the first write, and the run lock of the run id is held
 (`storage.runlock`) while it works. With `output.catalog_database` the tables are registered by name last.
@@ -23,6 +23,7 @@ from visitseg.model.lineage import previous_run
 from visitseg.model.saved_model import SavedModel, fitted_values, save_model
 from visitseg.monitor.daily import SegmentStats
 from visitseg.monitor.drift import Monitoring, monitor, previous_run_id, reference_run
+from visitseg.monitor.journeys import journeys
 from visitseg.pipelines.features import built_features
 from visitseg.report.page import write_report
 from visitseg.report.record import run_record
@@ -58,7 +59,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
             segments = {c.cluster_id: SegmentStats(c.segment, c.share, c.conversion_rate) for c in seg.centres}
             monitoring = monitor(spark, table.df, table.rows, run_id, GRAINS[grain].key, reference, segments, seg.column_totals, cfg.monitor)
             facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
-        frames = {table.name: table.df, **seg.tables, **monitoring.frames(spark)}
+        frames = {table.name: table.df, **seg.tables, **monitoring.frames(spark), **journeys(seg.segmented, cfg, run_id)}
         delta.check_schemas({f"{out}/{name}": df.schema for name, df in frames.items()} | {f"{out}/{RUNS}": SCHEMAS[RUNS]})
         tables = {name: write_run_table(spark, out, run_id, writer, stages, name, df).path for name, df in frames.items()}
         model_path = f"{out}/models/{run_id}"

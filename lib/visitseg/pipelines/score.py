@@ -26,6 +26,7 @@ from visitseg.model.profiles import numeric_columns
 from visitseg.model.saved_model import SavedModel, load_model, scoring_config
 from visitseg.monitor.daily import scored_daily_rows, segment_stats
 from visitseg.monitor.drift import Monitoring, Reference, monitor, reference_run
+from visitseg.monitor.journeys import JOURNEY_TABLES, journeys
 from visitseg.pipelines.features import built_features
 from visitseg.storage import delta
 from visitseg.storage.catalog import check_catalog, register_tables
@@ -86,7 +87,7 @@ def score_and_monitor(
     write: WriteScores, monitor_run_id: str,
 ) -> Scored:
     """Assign the visits to the model's centres once; `write` their scores; then write the visits' segment
-    KPIs per day, feature profiles and drift against `reference`, as run `monitor_run_id`."""
+    KPIs per day, feature profiles and drift against `reference`, and their journeys, as run `monitor_run_id`."""
     out = cfg.output.path
     with stages("score") as facts:
         assigned = assigned_visits(visits.df, saved)
@@ -102,14 +103,14 @@ def score_and_monitor(
     with stages("drift") as facts:
         monitoring = monitor(spark, visits.df, visits.rows, monitor_run_id, "visit_key", reference, segment_stats(daily, visits.rows), totals, cfg.monitor)
         facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
-    for name, df in {KPIS_DAILY: rows_frame(spark, daily, KpiRow), **monitoring.frames(spark)}.items():
+    for name, df in {KPIS_DAILY: rows_frame(spark, daily, KpiRow), **monitoring.frames(spark), **journeys(assigned, cfg, monitor_run_id)}.items():
         write_run_table(spark, out, monitor_run_id, writer, stages, name, df)
     return Scored(result, days, monitoring)
 
 
 def check_score_tables(output: str) -> None:
     """Before a score's first write: its tables, where they exist, have the schemas it writes."""
-    delta.check_schemas({f"{output}/{name}": SCHEMAS[name] for name in (SESSION_SCORES, KPIS_DAILY, FEATURE_PROFILES, DRIFT)})
+    delta.check_schemas({f"{output}/{name}": SCHEMAS[name] for name in (SESSION_SCORES, KPIS_DAILY, FEATURE_PROFILES, DRIFT, *JOURNEY_TABLES)})
 
 
 def model_output(path: str) -> str:

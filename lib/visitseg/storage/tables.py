@@ -19,6 +19,9 @@ of another schema before the first table of a job is written.
 | session_scores | score | `SessionScore` (built by Spark) |
 | feature_profiles | run, score | `FeatureProfileRow` |
 | drift | run, score (with a reference run) | `DriftRow` |
+| segment_transitions | run, score (visit grain, journeys.enabled) | `TransitionRow` (built by Spark) |
+| paths_to_purchase | run, score (the same) | `PathRow` (built by Spark) |
+| segment_attributes | run, score (the same) | `AttributeRow` (built by Spark) |
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ SESSION_SCORES = "session_scores"
 LINEAGE = "cluster_lineage"
 FEATURE_PROFILES = "feature_profiles"
 DRIFT = "drift"
+TRANSITIONS = "segment_transitions"
+PATHS = "paths_to_purchase"
+ATTRIBUTES = "segment_attributes"
 
 Int32 = Annotated[int, T.IntegerType()]  # a field whose column is INT, not BIGINT
 
@@ -174,6 +180,54 @@ class SessionScore:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransitionRow:
+    """One `segment_transitions` row (built by Spark, `monitor.journeys`): a user's visit of one segment
+    followed by a visit of another. The start row's from- and the end row's to-cluster are null."""
+
+    run_id: str
+    from_cluster_id: Int32 | None
+    from_segment: str  # or "(first visit)"
+    to_cluster_id: Int32 | None
+    to_segment: str  # or "(no return)"
+    transitions: int
+    share: float  # of the from-segment's visits (of the users, from "(first visit)")
+    median_hours_between: float | None  # start to start, at minute resolution; null for the start and end rows
+    next_conversion_rate: float | None  # share of the to-visits with a transaction; null for "(no return)"
+
+
+@dataclasses.dataclass(frozen=True)
+class PathRow:
+    """One `paths_to_purchase` row (built by Spark): buyers' segment sequences up to their first purchase visit."""
+
+    run_id: str
+    rank: Int32  # 1 = the most users
+    path: str  # "A → B → Buyers"; "… → " first when earlier visits were cut (journeys.max_path_length)
+    segments: list[str]
+    cluster_ids: list[Int32]
+    earlier_visits: bool  # the user had visits before the path's first
+    users: int
+    share_of_buyers: float
+    median_days_to_purchase: float  # from the user's first visit's visit_date to the purchase visit's
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributeRow:
+    """One `segment_attributes` row (built by Spark): how common a channel, source / medium, device or country is
+    in a segment against all visits."""
+
+    run_id: str
+    cluster_id: Int32
+    segment: str
+    attribute: str  # channel | source_medium | device | country
+    value: str  # "(not set)" for a null; "(other)" for the values below the top journeys.top_attributes
+    rank: Int32  # by the segment's visits; "(other)" last
+    visits: int  # the segment's visits with this value
+    segment_share: float  # of the segment's visits
+    overall_share: float  # of all visits
+    lift: float  # segment_share / overall_share
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureProfileRow:
     """One `feature_profiles` row: a numeric feature's distribution in one run (see `monitor.drift`)."""
 
@@ -293,6 +347,9 @@ SCHEMAS = {
     SESSION_SCORES: schema_of(SessionScore),
     FEATURE_PROFILES: schema_of(FeatureProfileRow),
     DRIFT: schema_of(DriftRow),
+    TRANSITIONS: schema_of(TransitionRow),
+    PATHS: schema_of(PathRow),
+    ATTRIBUTES: schema_of(AttributeRow),
 }
 
 
