@@ -12,6 +12,7 @@ from chispa import assert_df_equality
 
 from visitseg.model.profiles import DAY, MEAN_STANDARDISED, cluster_profiles, daily_rows
 from visitseg.storage.tables import DAILY_KPIS, KpiRow, MixRow, rows_frame
+from visitseg.report.journeys import Journeys
 from visitseg.report.page import ReportData, render
 from visitseg.model.assign import RAW_CLUSTER
 
@@ -127,3 +128,22 @@ def test_the_data_quality_section_counts_the_input_rows_of_no_visit():
     page = render(report_data(stages_json=json.dumps(stages)))
     quality = page[page.index('id="quality"'):]
     assert "Rows in no visit</th><td>602 (no user or session id" in quality
+
+
+def test_the_journeys_section_draws_the_transitions_and_the_paths_and_cards_list_their_lifts():
+    transitions = [
+        {"from_segment": "(first visit)", "to_segment": "Bouncers <b>", "share": 0.75},
+        {"from_segment": "(first visit)", "to_segment": "Buyers", "share": 0.25},
+        {"from_segment": "Bouncers <b>", "to_segment": "Buyers", "share": 0.1},
+        {"from_segment": "Bouncers <b>", "to_segment": "(no return)", "share": 0.9},
+        {"from_segment": "Buyers", "to_segment": "(no return)", "share": 1.0},
+    ]
+    paths = [{"rank": 1, "path": "Bouncers <b> → Buyers", "users": 1_234, "share_of_buyers": 0.6, "median_days_to_purchase": 2.5}]
+    lifts = [{"cluster_id": 1, "attribute": "source_medium", "value": "google / cpc", "segment_share": 0.4, "overall_share": 0.1, "lift": 4.0}]
+    page = render(dataclasses.replace(report_data(), journeys=Journeys(transitions, paths, lifts)))
+    journeys = page.split('<section id="journeys">')[1].split("</section>")[0]
+    assert "Segment transitions" in journeys and "Next visit's segment" in journeys and ">90%<" in journeys
+    assert "<td>Bouncers &lt;b&gt; → Buyers</td><td>1,234</td><td>60.0%</td><td>2.5</td>" in journeys
+    cards = page.split('<section id="segments">')[1].split("</section>")[0].split('data-cluster-id="1"')
+    assert "Brought by" not in cards[0] and "<strong>source / medium</strong> google / cpc: 40.0% vs 10.0% overall" in cards[1]
+    assert "No journey tables" in render(report_data())

@@ -177,3 +177,24 @@ def _render(name: str, size: tuple[float, float], draw: Callable[[Figure], None]
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg") :]
+
+
+def transitions(sources: Sequence[str], targets: Sequence[str], shares: Sequence[Sequence[float]]) -> str:
+    """From-segment × to-segment, the share of the from-segment's next visits (rows sum to one; NaN: none)."""
+
+    def draw(fig: Figure) -> None:
+        ax = fig.subplots()
+        mesh = ax.pcolormesh(shares, cmap="Blues", vmin=0.0, vmax=1.0, edgecolors="white", linewidth=1)
+        for i, row in enumerate(shares):
+            for j, value in enumerate(row):
+                if not math.isnan(value):
+                    ax.text(j + 0.5, i + 0.5, f"{value:.0%}", ha="center", va="center", fontsize=9, color="white" if value > 0.6 else "black")
+        ax.set_xticks([j + 0.5 for j in range(len(targets))], targets, rotation=30, ha="right")
+        ax.set_yticks([i + 0.5 for i in range(len(sources))], sources)
+        ax.invert_yaxis()
+        ax.set_xlabel("Next visit's segment")
+        ax.set_ylabel("Visit's segment")
+        ax.set_title("Segment transitions: where each segment's visitors go next")
+        fig.colorbar(mesh, ax=ax, label="share of the segment's next visits")
+
+    return _render("transitions", (max(7.0, 1.0 * len(targets) + 4.0), 0.45 * len(sources) + 2.8), draw)

@@ -1,7 +1,7 @@
 """The run's report page: `DIR/reports/<run_id>/report.html`, one self-contained file for people.
 
-Built from the Delta tables alone (`runs`, `cluster_centers`, `k_diagnostics`, `segment_kpis_daily` and the
-labels), so `visitseg report` can draw it for any past run, and what the page says is what the tables
+Built from the Delta tables alone (`runs`, `cluster_centers`, `k_diagnostics`, `segment_kpis_daily`, the
+labels and the journey tables), so `visitseg report` can draw it for any past run, and what the page says is what the tables
 hold. Only small results reach the driver: K centres, one row per K, days × K daily rows and a few
 example keys per segment.
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 
 import datetime as dt
-import html
 import json
 import logging
 import math
@@ -26,9 +25,10 @@ from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from visitseg.report import charts
+from visitseg.report.journeys import Journeys, card_lifts, journeys_section, load_journeys
+from visitseg.report.markup import amount, esc, facts_table, figure, label, money, num, pct, section, value_or, when
 from visitseg.storage import delta
 from visitseg.core.errors import ConfigError
-from visitseg.model.naming import LABELS
 from visitseg.storage.files import write_text
 from visitseg.storage.tables import RUN_ID
 from visitseg.features.grains import GRAINS
@@ -51,6 +51,7 @@ class ReportData:
     daily: list[dict[str, Any]]  # `segment_kpis_daily` rows
     examples: dict[int, list[str]]  # cluster_id → the keys nearest its centre
     drift: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # `drift` rows of the run (none: no reference run)
+    journeys: Journeys = dataclasses.field(default_factory=Journeys)
 
     @property
     def days(self) -> list[dt.date]:
@@ -113,6 +114,7 @@ def load_report_data(spark: SparkSession, output: str, run_id: str | None) -> Re
         daily=rows_of("segment_kpis_daily", ["visit_date", "cluster_id"]),
         examples=examples,
         drift=rows_of(DRIFT, ["kind", "name", "metric"]) if DRIFT in delta.tables_under(output) else [],
+        journeys=load_journeys(spark, output, run[RUN_ID]),
     )
 
 
@@ -126,6 +128,7 @@ def render(data: ReportData) -> str:
         _summary(data),
         _cards(data),
         _heatmap(data),
+        journeys_section(data.journeys, [c["segment"] for c in data.centres]),
         _k_diagnostics(data),
         _daily(data),
         _drift(data),
@@ -137,11 +140,11 @@ def render(data: ReportData) -> str:
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title>
+<title>{esc(title)}</title>
 <style>{STYLE}</style>
 </head>
 <body>
-<header><h1>{_e(title)}</h1><p class="sub">Behavioural segments of {_e(data.noun)}, written by visitseg {_e(run["visitseg_version"])} on Spark {_e(run["spark_version"])}</p></header>
+<header><h1>{esc(title)}</h1><p class="sub">Behavioural segments of {esc(data.noun)}, written by visitseg {esc(run["visitseg_version"])} on Spark {esc(run["spark_version"])}</p></header>
 <main>
 {"".join(sections)}
 </main>
@@ -156,7 +159,7 @@ def _summary(data: ReportData) -> str:
     period = f"{days[0]} to {days[-1]} ({len(days):,} days)" if days else "no dated rows"
     weak = run["weak_structure"]
     warning = (
-        f'<p class="warning" role="alert"><strong>Weak structure:</strong> {_e(weak)} '
+        f'<p class="warning" role="alert"><strong>Weak structure:</strong> {esc(weak)} '
         "Read the segments as a rough partition, not as distinct behaviours.</p>"
         if weak
         else ""
@@ -167,9 +170,9 @@ def _summary(data: ReportData) -> str:
         (data.noun.capitalize(), f'{run["n_rows"]:,}'),
         ("Segments", f'K = {run["chosen_k"]} ({run["method"]})'),
         ("Why this K", run["k_reason"]),
-        ("Run", f'{run[RUN_ID]}, {_when(run["started_at"])} to {_when(run["finished_at"])}'),
+        ("Run", f'{run[RUN_ID]}, {when(run["started_at"])} to {when(run["finished_at"])}'),
     ]
-    return _section("summary", "Summary", warning + _facts_table(facts))
+    return section("summary", "Summary", warning + facts_table(facts))
 
 
 def _cards(data: ReportData) -> str:
@@ -177,22 +180,23 @@ def _cards(data: ReportData) -> str:
     total = sum(c[count_col] for c in data.centres)
     cards = []
     for c in data.centres:
-        examples = "".join(f"<li><code>{_e(key)}</code></li>" for key in data.examples.get(c["cluster_id"], []))
+        examples = "".join(f"<li><code>{esc(key)}</code></li>" for key in data.examples.get(c["cluster_id"], []))
         distinct = "".join(
-            f"<li><strong>{_e(_label(f))}</strong>: {_amount(seg)} vs {_amount(overall)} overall "
+            f"<li><strong>{esc(label(f))}</strong>: {amount(seg)} vs {amount(overall)} overall "
             f"<span class=\"z\">({z:+.1f} sd)</span></li>"
             for f, seg, overall, z in _distinguishing(c, data.centres, count_col, total)
         )
         cards.append(
             f"""<article class="card" data-cluster-id="{c["cluster_id"]}" data-share="{c["share"]!r}" style="border-top-color:{charts.colour(c["cluster_id"])}">
-<h3><span class="segment-name">{_e(c["segment"])}</span> <small>cluster {c["cluster_id"]}</small></h3>
-<p class="share"><span class="share-value">{_pct(c["share"])}</span> of {_e(data.noun)} ({c[count_col]:,})</p>
+<h3><span class="segment-name">{esc(c["segment"])}</span> <small>cluster {c["cluster_id"]}</small></h3>
+<p class="share"><span class="share-value">{pct(c["share"])}</span> of {esc(data.noun)} ({c[count_col]:,})</p>
 <dl>
-<dt>Conversion</dt><dd>{_pct(c["conversion_rate"])}</dd>
-<dt>Revenue per visit</dt><dd>{_money(c["revenue_per_visit"])}</dd>
-<dt>Bounce rate</dt><dd>{_pct(c["bounce_rate"])}</dd>
+<dt>Conversion</dt><dd>{pct(c["conversion_rate"])}</dd>
+<dt>Revenue per visit</dt><dd>{money(c["revenue_per_visit"])}</dd>
+<dt>Bounce rate</dt><dd>{pct(c["bounce_rate"])}</dd>
 </dl>
 <h4>Sets it apart</h4><ul class="distinct">{distinct}</ul>
+{card_lifts(data.journeys, c["cluster_id"])}
 <h4>Example {"users" if data.noun == "users" else "visit keys"}</h4><ul class="examples">{examples}</ul>
 </article>"""
         )
@@ -211,45 +215,45 @@ def _heatmap(data: ReportData) -> str:
     features = list(data.centres[0]["features"])
     names = [c["segment"] for c in data.centres]
     z = [[c["standardized"][f] for f in features] for c in data.centres]
-    svg = charts.heatmap(names, [_label(f) for f in features], z)
-    return _section("profiles", "Segment profiles", _figure(svg, "Heatmap of each segment's centre per model feature, in standard deviations from the overall mean"))
+    svg = charts.heatmap(names, [label(f) for f in features], z)
+    return section("profiles", "Segment profiles", figure(svg, "Heatmap of each segment's centre per model feature, in standard deviations from the overall mean"))
 
 
 def _k_diagnostics(data: ReportData) -> str:
     k = data.run["chosen_k"]
     rows = data.diagnostics
     if not rows:
-        return _section("k", "K diagnostics", "<p>No K sweep was recorded for this run.</p>")
+        return section("k", "K diagnostics", "<p>No K sweep was recorded for this run.</p>")
     svg = charts.k_diagnostics(rows, k)
     header = "<tr><th>K</th><th>inertia</th><th>silhouette</th><th>Davies–Bouldin</th><th>Calinski–Harabasz</th><th>stability</th><th>largest segment</th></tr>"
     body = "".join(
         f'<tr class="{"chosen" if r["k"] == k else ""}"><td>{r["k"]}{" (chosen)" if r["k"] == k else ""}</td>'
-        f'<td>{_num(r["inertia"], 0)}</td><td>{_num(r["silhouette"], 3)}</td><td>{_num(r["davies_bouldin"], 3)}</td>'
-        f'<td>{_num(r["calinski_harabasz"], 0)}</td><td>{_num(r["stability"], 3)}</td><td>{_pct(r["max_cluster_share"])}</td></tr>'
+        f'<td>{num(r["inertia"], 0)}</td><td>{num(r["silhouette"], 3)}</td><td>{num(r["davies_bouldin"], 3)}</td>'
+        f'<td>{num(r["calinski_harabasz"], 0)}</td><td>{num(r["stability"], 3)}</td><td>{pct(r["max_cluster_share"])}</td></tr>'
         for r in rows
     )
     caption = "Inertia, silhouette, Davies–Bouldin, Calinski–Harabasz and split-half stability for each K of the sweep"
-    return _section("k", "K diagnostics", _figure(svg, caption) + f'<table class="numbers">{header}{body}</table>')
+    return section("k", "K diagnostics", figure(svg, caption) + f'<table class="numbers">{header}{body}</table>')
 
 
 def _daily(data: ReportData) -> str:
     days = data.days
     if not days:
-        return _section("daily", "Daily mix", "<p>No rows in <code>segment_kpis_daily</code> for this run (runs of versions before the report page have none).</p>")
+        return section("daily", "Daily mix", "<p>No rows in <code>segment_kpis_daily</code> for this run (runs of versions before the report page have none).</p>")
     ids = [c["cluster_id"] for c in data.centres]
     names = [c["segment"] for c in data.centres]
     cell = {(r["visit_date"], r["cluster_id"]): r for r in data.daily}
 
     def series(column: str, missing: float) -> list[list[float]]:
-        return [[_value(cell.get((d, i), {}).get(column), missing) for d in days] for i in ids]
+        return [[value_or(cell.get((d, i), {}).get(column), missing) for d in days] for i in ids]
 
     shares = charts.daily_shares(days, names, series("share", 0.0), data.noun)
     conversion = charts.daily_rates(days, names, series("conversion_rate", math.nan), "conversion", data.noun)
-    return _section(
+    return section(
         "daily",
         "Daily mix",
-        _figure(shares, f"Each segment's share of the day's {data.noun}, stacked")
-        + _figure(conversion, "Conversion rate of each segment per day"),
+        figure(shares, f"Each segment's share of the day's {data.noun}, stacked")
+        + figure(conversion, "Conversion rate of each segment per day"),
     )
 
 
@@ -257,18 +261,18 @@ def _drift(data: ReportData) -> str:
     """The run's `drift` rows against its reference: the metrics above their thresholds first."""
     summary = data.run.get("drift_summary") or "no reference run"
     if not data.drift:
-        return _section("drift", "Drift", f"<p>{_e(summary.capitalize())}: nothing is compared (the first run in an output, or a run of a version before drift monitoring).</p>")
+        return section("drift", "Drift", f"<p>{esc(summary.capitalize())}: nothing is compared (the first run in an output, or a run of a version before drift monitoring).</p>")
     rows = sorted(data.drift, key=lambda r: (not r["drifted"], r["kind"], r["name"], r["metric"]))
     body = "".join(
-        f'<tr><td>{_e(r["kind"])}</td><td>{_e(r["name"])}</td><td>{_e(r["metric"])}</td><td>{r["value"]:,.3f}</td>'
+        f'<tr><td>{esc(r["kind"])}</td><td>{esc(r["name"])}</td><td>{esc(r["metric"])}</td><td>{r["value"]:,.3f}</td>'
         f'<td>{r["threshold"]:,.3f}</td><td>{"above" if r["drifted"] else ""}</td></tr>'
         for r in rows
     )
     header = "<tr><th>Kind</th><th>Name</th><th>Metric</th><th>Value</th><th>Threshold</th><th>Drifted</th></tr>"
-    return _section(
+    return section(
         "drift",
         "Drift",
-        f"<p>{_e(summary)}. PSI and Jensen–Shannon distance on the reference run's decile bins; share and conversion "
+        f"<p>{esc(summary)}. PSI and Jensen–Shannon distance on the reference run's decile bins; share and conversion "
         f"changes per segment (see the README, Drift monitoring).</p>" + f'<table class="numbers">{header}{body}</table>',
     )
 
@@ -290,71 +294,22 @@ def _data_quality(data: ReportData) -> str:
     guardrails = (
         "<tr><th>Guardrail</th><th>Rows failing</th></tr>"
         + "".join(
-            f"<tr><td>{_e(check)}</td><td>0</td></tr>"
+            f"<tr><td>{esc(check)}</td><td>0</td></tr>"
             for check in ("null visit or user keys", "repeated keys (one row per visit)", "negative counts, times or revenue")
         )
     )
     stage_rows = "".join(
-        f'<tr><td>{_e(s["stage"])}</td><td>{_num(s.get("rows_in"), 0)}</td><td>{_num(s.get("rows_out"), 0)}</td><td>{s["seconds"]:,.1f}</td></tr>'
+        f'<tr><td>{esc(s["stage"])}</td><td>{num(s.get("rows_in"), 0)}</td><td>{num(s.get("rows_out"), 0)}</td><td>{s["seconds"]:,.1f}</td></tr>'
         for s in stages
     )
-    return _section(
+    return section(
         "quality",
         "Data quality",
-        _facts_table(facts)
+        facts_table(facts)
         + f"<h3>Guardrails</h3><p>A run stops with a named error, writing nothing, when any of these finds a row.</p>"
         f'<table class="numbers">{guardrails}</table>'
         f'<h3>Stages</h3><table class="numbers"><tr><th>Stage</th><th>Rows in</th><th>Rows out</th><th>Seconds</th></tr>{stage_rows}</table>',
     )
-
-
-def _section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{anchor}"><h2>{_e(title)}</h2>{body}</section>\n'
-
-
-def _facts_table(facts: Sequence[tuple[str, Any]]) -> str:
-    rows = "".join(f'<tr><th scope="row">{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in facts)
-    return f'<table class="facts">{rows}</table>'
-
-
-def _figure(svg: str, caption: str) -> str:
-    labelled = svg.replace("<svg ", f'<svg role="img" aria-label="{_e(caption)}" ', 1)
-    return f'<figure>{labelled}<figcaption>{_e(caption)}</figcaption></figure>'
-
-
-def _label(feature: str) -> str:
-    return LABELS.get(feature, feature.replace("_", " "))
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _value(value: Any, missing: float) -> float:
-    return missing if value is None else float(value)
-
-
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.1%}"
-
-
-def _money(value: Any) -> str:
-    return "–" if value is None else f"{float(value):,.2f}"
-
-
-def _num(value: Any, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):,.{digits}f}"
-
-
-def _amount(value: float) -> str:
-    """A mean in original units: enough digits to compare, thousands separated."""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
-
-
-def _when(value: dt.datetime | None) -> str:
-    return "–" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 STYLE = """

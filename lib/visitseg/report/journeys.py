@@ -1,0 +1,87 @@
+"""The report's journey parts: the transition heatmap, the top paths to purchase, and on each segment card
+the visit attributes it over-represents (from `segment_transitions`, `paths_to_purchase`, `segment_attributes`).
+
+A run without these tables (user grain, journeys.enabled = false, or a version before them) gets a
+sentence that says so instead of the charts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from visitseg.report import charts
+from visitseg.report.markup import esc, figure, num, pct, section
+from visitseg.storage import delta
+from visitseg.storage.tables import ATTRIBUTES, PATHS, RUN_ID, TRANSITIONS
+
+TOP_PATHS = 10
+OVER_REPRESENTED_LIFT = 1.5  # a card lists an attribute value at least this much more common in the segment ...
+OVER_REPRESENTED_VISITS = 30  # ... seen in at least this many of its visits
+CARD_ATTRIBUTES = 4
+ATTRIBUTE_LABELS = {"channel": "channel", "source_medium": "source / medium", "device": "device", "country": "country"}
+START, END = "(first visit)", "(no return)"
+
+
+@dataclass(frozen=True)
+class Journeys:
+    """The run's rows of the three journey tables (each empty when the table or the run's rows are missing)."""
+
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[dict[str, Any]] = field(default_factory=list)  # the top TOP_PATHS
+    attributes: list[dict[str, Any]] = field(default_factory=list)  # over-represented values only
+
+    def lifts_of(self, cluster_id: int) -> list[dict[str, Any]]:
+        return [r for r in self.attributes if r["cluster_id"] == cluster_id][:CARD_ATTRIBUTES]
+
+
+def load_journeys(spark: SparkSession, output: str, run_id: str) -> Journeys:
+    """Small results only: K² + 2K transitions, the top paths, and the over-represented attribute values."""
+    present = delta.tables_under(output)
+
+    def rows(name: str, where=F.lit(True), order=(), limit: int | None = None) -> list[dict[str, Any]]:
+        if name not in present:
+            return []
+        table = delta.read_table(spark, f"{output}/{name}").filter((F.col(RUN_ID) == run_id) & where).orderBy(*order)
+        return [r.asDict() for r in (table.limit(limit) if limit else table).collect()]
+
+    over = (F.col("lift") >= OVER_REPRESENTED_LIFT) & (F.col("visits") >= OVER_REPRESENTED_VISITS) & (F.col("value") != "(other)")
+    return Journeys(
+        transitions=rows(TRANSITIONS),
+        paths=rows(PATHS, order=("rank",), limit=TOP_PATHS),
+        attributes=rows(ATTRIBUTES, over, order=("cluster_id", F.desc("lift"), "attribute", "value")),
+    )
+
+
+def card_lifts(journeys: Journeys, cluster_id: int) -> str:
+    """A card's list of the attribute values its segment over-represents."""
+    lifts = journeys.lifts_of(cluster_id)
+    if not lifts:
+        return ""
+    items = "".join(
+        f'<li><strong>{esc(ATTRIBUTE_LABELS.get(r["attribute"], r["attribute"]))}</strong> {esc(r["value"])}: '
+        f'{pct(r["segment_share"])} vs {pct(r["overall_share"])} overall <span class="z">(lift {r["lift"]:.1f})</span></li>'
+        for r in lifts
+    )
+    return f'<h4>Brought by</h4><ul class="lifts">{items}</ul>'
+
+
+def journeys_section(journeys: Journeys, segments: list[str]) -> str:
+    """The transition heatmap (segments in cluster_id order, with the start and end rows) and the top paths."""
+    if not journeys.transitions:
+        return section("journeys", "Journeys", "<p>No journey tables for this run (user grain, journeys.enabled = false, or a run of a version before them).</p>")
+    share = {(r["from_segment"], r["to_segment"]): r["share"] for r in journeys.transitions}
+    sources, targets = [START, *segments], [*segments, END]
+    matrix = [[share.get((a, b), math.nan) for b in targets] for a in sources]
+    heatmap = figure(charts.transitions(sources, targets, matrix), "Share of each segment's visits followed by a visit of each segment, by the same user; the first row is where users start, the last column is no further visit")
+    header = "<tr><th>Rank</th><th>Path to the first purchase</th><th>Buyers</th><th>Share of buyers</th><th>Median days to purchase</th></tr>"
+    body = "".join(
+        f'<tr><td>{r["rank"]}</td><td>{esc(r["path"])}</td><td>{r["users"]:,}</td><td>{pct(r["share_of_buyers"])}</td><td>{num(r["median_days_to_purchase"], 1)}</td></tr>'
+        for r in journeys.paths
+    )
+    paths = f'<h3>Top paths to purchase</h3><table class="numbers">{header}{body}</table>' if journeys.paths else "<p>No user bought in this run's visits.</p>"
+    return section("journeys", "Journeys", heatmap + paths)
