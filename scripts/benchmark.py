@@ -7,6 +7,9 @@ the run's model_report.json. Medians over --runs repetitions are printed as a ta
 
     python scripts/benchmark.py --input data/ga360_10m --runs 3 --baseline --json bench/10m.json
 
+`--vs journeys.enabled=false` runs visitseg a second time in every round with those overrides and prints
+what the difference costs (the journey tables, here).
+
 `--baseline` runs, in turn with each visitseg run, the seed notebook's pipeline in pandas + scikit-learn
 (`baseline_pandas_sklearn.py`) and the same job hand-written in Spark ML (`baseline_spark_ml.py`).
 
@@ -47,6 +50,7 @@ GROUPS = {
     "sweep": ("sweep",),
     "final fit": ("final model", "compare methods", "assign and profile"),
     "monitoring": ("drift", "write feature_profiles", "write drift"),
+    "journeys": ("write segment_transitions", "write paths_to_purchase", "write segment_attributes"),
     "write": ("write", "save model"),
 }
 # Tables a run's drift reads of its reference: each run after the first gets its predecessor's, so it
@@ -205,6 +209,8 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides for visitseg run")
     parser.add_argument("--baseline", action="store_true", help="also run both baselines, pandas + scikit-learn and hand-written Spark ML (GA360 Parquet or events CSV)")
+    parser.add_argument("--vs", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="also run visitseg with these overrides in every round (e.g. --vs journeys.enabled=false) and print what the difference costs")
     parser.add_argument("--json", help="save the figures here")
     parser.add_argument("--log-dir", default="bench/logs", help="each run's log goes here (kept)")
     args = parser.parse_args()
@@ -219,7 +225,7 @@ def main() -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
-    runs, baselines = [], {name: [] for name in BASELINES} if args.baseline else {}
+    runs, variants, baselines = [], [], {name: [] for name in BASELINES} if args.baseline else {}
     try:
         # Alternating, so both see the same warm or cold page cache and the same machine drift.
         for i in range(args.runs):
@@ -229,6 +235,11 @@ def main() -> None:
             for table in REFERENCE_TABLES:
                 shutil.copytree(out / table, work / f"out{i + 1}" / table)
             shutil.rmtree(out, ignore_errors=True)
+            if args.vs:
+                variant_args = argparse.Namespace(**{**vars(args), "set": [*args.set, *args.vs]})
+                variants.append(run_visitseg(variant_args, work / f"vs{i}", f"vs{i}"))
+                print(f"visitseg run --set {' --set '.join(args.vs)} {i + 1}/{args.runs}: {variants[-1]['wall_seconds']:.1f} s", file=sys.stderr)
+                shutil.rmtree(work / f"vs{i}", ignore_errors=True)
             for name, done in baselines.items():
                 done.append(run_baseline(args, name))
                 print(f"{name} baseline run {i + 1}/{args.runs}: {done[-1]['wall_seconds']:.1f} s", file=sys.stderr)
@@ -278,6 +289,13 @@ def main() -> None:
     monitoring = median([r["stages"]["monitoring"] for r in compared])
     rest = median([r["wall_seconds"] - r["stages"]["monitoring"] for r in compared])
     print(f"monitoring (profiles + drift + their writes), runs with a reference: {monitoring:.1f} s = {monitoring / rest:.1%} on top of the rest of the run ({rest:.1f} s)")
+    if variants:
+        with_it, without = v["wall_seconds_median"], median([r["wall_seconds"] for r in variants])
+        summary["vs"] = {"set": args.vs, "wall_seconds_median": without, "wall_seconds_all": [round(r["wall_seconds"], 2) for r in variants],
+                         "stages_median": {g: median([r["stages"][g] for r in variants]) for g in GROUPS}}
+        print(f"visitseg --set {' --set '.join(args.vs)}: {without:.1f} s ({each(variants)}) vs {with_it:.1f} s ({each(runs)}) by default: "
+              f"the default costs {with_it - without:+.1f} s = {(with_it - without) / without:+.1%}; stage medians of that variant: "
+              + ", ".join(f"{g} {summary['vs']['stages_median'][g]:.1f}" for g in GROUPS))
     for name in baselines:
         print(f"visitseg / {name} baseline wall time: {summary[f'ratio_visitseg_over_{name}']:.2f}")
     if args.json:

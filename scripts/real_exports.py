@@ -7,7 +7,8 @@ README's "Segments on real data" section quotes.
 
 Per input: visits, purchase visits, chosen K and why, the stability and silhouette of that K, whether
 the structure is weak, the share of purchase visits inside segments converting at >= 4x the overall
-rate, and each segment's name, share, conversion rate and bounce rate.
+rate, each segment's name, share, conversion rate and bounce rate, and its journeys (the top
+transitions, paths to purchase and over-represented attributes).
 """
 
 from __future__ import annotations
@@ -96,7 +97,31 @@ def main() -> None:
             mean_views = c.means[views] if views in c.means else c.means["total_views"] / c.means["sessions"]
             print(f"| {c.segment:<32} | {c.share:>6.1%} | {c.conversion_rate:>10.1%} | {c.bounce_rate:>6.1%} | "
                   f"{c.cart_rate:>6.1%} | {mean_views:>9.1f} |")
+        if cfg.features.grain == "visit" and cfg.journeys.enabled:
+            print_journeys(spark, out, name)
     spark.stop()
+
+
+def print_journeys(spark, out: str, run_id: str) -> None:
+    """The README's Journeys figures: the top transitions between segments, the top paths to a first
+    purchase, and each segment's most over-represented attribute values (small tables, read whole)."""
+    def rows(name: str, order):
+        return delta.read_table(spark, f"{out}/{name}").filter(F.col("run_id") == run_id).orderBy(*order).collect()
+
+    transitions = rows("segment_transitions", [F.desc("transitions"), "from_segment", "to_segment"])
+    print("top transitions between visits (share of the from-segment's visits; median hours; next visit's conversion):")
+    for r in [r for r in transitions if r.from_cluster_id is not None and r.to_cluster_id is not None][:6]:
+        print(f"  {r.from_segment} → {r.to_segment}: {r.transitions:,} ({r.share:.1%}), {r.median_hours_between:.1f} h, {r.next_conversion_rate:.1%}")
+    returns = [r for r in transitions if r.to_segment == "(no return)" and r.from_cluster_id is not None]
+    print("  came back after a visit: " + ", ".join(f"{r.from_segment} {1 - r.share:.1%}" for r in returns))
+    print("top paths to the first purchase:")
+    for r in rows("paths_to_purchase", ["rank"])[:5]:
+        print(f"  {r.rank}. {r.path}: {r.users:,} buyers ({r.share_of_buyers:.1%}), median {r.median_days_to_purchase:g} days")
+    lifted = rows("segment_attributes", ["cluster_id", F.desc("lift")])
+    print("each segment's most over-represented attribute values (lift >= 1.5, >= 30 visits):")
+    for segment in dict.fromkeys(r.segment for r in lifted):
+        top = [r for r in lifted if r.segment == segment and r.value != "(other)" and r.lift >= 1.5 and r.visits >= 30][:3]
+        print(f"  {segment}: " + ("; ".join(f"{r.attribute} {r.value} {r.segment_share:.0%} vs {r.overall_share:.0%} (lift {r.lift:.1f})" for r in top) or "none"))
 
 
 if __name__ == "__main__":

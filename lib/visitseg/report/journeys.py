@@ -46,12 +46,13 @@ def load_journeys(spark: SparkSession, output: str, run_id: str) -> Journeys:
     def rows(name: str, where=F.lit(True), order=(), limit: int | None = None) -> list[dict[str, Any]]:
         if name not in present:
             return []
-        table = delta.read_table(spark, f"{output}/{name}").filter((F.col(RUN_ID) == run_id) & where).orderBy(*order)
+        table = delta.read_table(spark, f"{output}/{name}").filter((F.col(RUN_ID) == run_id) & where)
+        table = table.orderBy(*order) if order else table
         return [r.asDict() for r in (table.limit(limit) if limit else table).collect()]
 
     over = (F.col("lift") >= OVER_REPRESENTED_LIFT) & (F.col("visits") >= OVER_REPRESENTED_VISITS) & (F.col("value") != "(other)")
     return Journeys(
-        transitions=rows(TRANSITIONS),
+        transitions=rows(TRANSITIONS, order=("from_segment", "to_segment")),
         paths=rows(PATHS, order=("rank",), limit=TOP_PATHS),
         attributes=rows(ATTRIBUTES, over, order=("cluster_id", F.desc("lift"), "attribute", "value")),
     )
