@@ -19,6 +19,7 @@ from support import make_config
 
 from visitseg.storage import delta
 from ga360_oracle import ga360_hits
+import journeys_oracle
 from visitseg.ingest import read_visits
 from visitseg.pipelines.run import run_job
 from visitseg.features.visits import visit_features
@@ -163,6 +164,8 @@ def segment_bars(spark, out: str, run_id: str, purchase_visits: int, cfg) -> Non
     buyers = (centres.conversion_rate * n).round().astype(int)
     assert buyers.sum() == purchase_visits
     assert buyers[centres.conversion_rate >= 4 * overall].sum() >= 0.9 * purchase_visits
+    names = centres.segment.tolist()
+    assert len(set(names)) == len(names) and not any(ch.isdigit() for name in names for ch in name), names
     naming = cfg.naming
     for c in centres.itertuples():
         if c.segment.startswith(("Buyers", "High-value buyers")):
@@ -175,10 +178,22 @@ def segment_bars(spark, out: str, run_id: str, purchase_visits: int, cfg) -> Non
             assert c.conversion_rate < naming.abandoner_max_conversion_rate, c
 
 
-def test_ga360_day_gives_actionable_segments(spark, tmp_path, ga360_totals):
+def test_ga360_day_gives_actionable_segments_and_journeys(spark, tmp_path, ga360_totals):
     cfg = make_config("ga360", str(GA360), str(tmp_path))
     run_job(spark, cfg)
     segment_bars(spark, str(tmp_path), cfg.run.run_id, int((ga360_totals.transactions > 0).sum()), cfg)
+    # The journeys, recomputed with pandas from the written tables, and counted from the file itself:
+    # every session once as a "to", every visitor once from "(first visit)", every buyer on one path.
+    read = lambda name: delta.read_table(spark, f"{tmp_path}/{name}").toPandas()  # noqa: E731
+    visits = journeys_oracle.segmented(read("session_clusters"), read("visit_features"))
+    transitions, paths = read("segment_transitions"), read("paths_to_purchase")
+    journeys_oracle.assert_same(transitions, journeys_oracle.transitions(visits), ["from_segment", "to_segment"])
+    journeys_oracle.assert_same(paths, journeys_oracle.paths_to_purchase(visits, cfg.journeys.max_path_length), ["rank"])
+    journeys_oracle.assert_same(read("segment_attributes"), journeys_oracle.segment_attributes(visits, cfg.journeys.top_attributes), ["cluster_id", "attribute", "rank"])
+    visitors = ga360_totals.index.str.split("-").str[0]
+    assert transitions[transitions.to_segment != "(no return)"].transitions.sum() == len(ga360_totals) == 2556
+    assert transitions[transitions.from_segment == "(first visit)"].transitions.sum() == visitors.nunique()
+    assert paths.users.sum() == visitors[ga360_totals.transactions > 0].nunique()
 
 
 def test_one_ga4_day_alone_gives_actionable_segments(spark, tmp_path, ga4_sessions):
