@@ -1,6 +1,6 @@
 """`visit_date` and every table mean the same whatever the machine's or the session's time zone: the same
 run in a process with TZ and spark.sql.session.timeZone set to America/Los_Angeles writes the tables a
-UTC process writes."""
+UTC process writes, and draws the same report, its times in UTC."""
 
 from __future__ import annotations
 
@@ -21,7 +21,12 @@ TABLES = {
     "cluster_centers": ["cluster_id"],
     "segment_kpis_daily": ["visit_date", "cluster_id"],
     "cluster_mix_daily": ["visit_date", "cluster_id"],
+    "segment_transitions": ["from_segment", "to_segment"],
+    "paths_to_purchase": ["rank"],
+    "segment_attributes": ["cluster_id", "attribute", "rank"],
 }
+# The report's sections drawn from those tables; the summary and data quality also hold each run's own times.
+SAME_SECTIONS = ("segments", "profiles", "journeys", "k", "daily")
 RUN = "import sys; from visitseg.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -48,3 +53,14 @@ def test_a_los_angeles_process_writes_the_tables_a_utc_process_writes(spark, tmp
         utc, la = table(tmp_path / "utc", name, keys), table(tmp_path / "la", name, keys)
         assert len(utc) > 0, name
         pd.testing.assert_frame_equal(utc, la, check_exact=False, rtol=1e-12, obj=name)
+    pages = {zone: (tmp_path / zone / "reports" / "tz" / "report.html").read_text() for zone in ("utc", "la")}
+    for anchor in SAME_SECTIONS:
+        utc, la = (section(pages[zone], anchor) for zone in ("utc", "la"))
+        assert utc == la, anchor
+    # The page says when the Los Angeles run ran in UTC, as its `runs` row holds it (deltalake: UTC instants).
+    started = DeltaTable(str(tmp_path / "la" / "runs")).to_pandas().started_at[0]
+    assert f'{started.tz_convert("UTC"):%Y-%m-%d %H:%M:%S} UTC to' in section(pages["la"], "summary")
+
+
+def section(page: str, anchor: str) -> str:
+    return page.split(f'<section id="{anchor}">')[1].split("</section>")[0]

@@ -56,4 +56,6 @@ def amount(value: float) -> str:
 
 
 def when(value: dt.datetime | None) -> str:
-    return "–" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    """An instant in UTC. PySpark's collect() gives a timestamp as a naive datetime in the driver's own
+    time zone (not the session's), which `astimezone` reads as such, its repeated autumn hour included."""
+    return "–" if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
