@@ -52,7 +52,7 @@ def day_files(spark, root: Path, input_format: str) -> Path:
 
 
 def visits_of(files: list[Path], input_format: str) -> pd.DataFrame:
-    """One row per visit of the files: visit_key, last hit (epoch micros), its day (`visit_date` of the
+    """One row per visit of the files: visit_key, first and last hit (epoch micros), its day (`visit_date` of the
     canonical hits: GA4's event_date; a flat log's visit start date), and the file's newest hit and day."""
     if input_format == "ga4":
         hits = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
@@ -67,7 +67,7 @@ def visits_of(files: list[Path], input_format: str) -> pd.DataFrame:
             "ts": hits.timestamp * 1000,
             "day": pd.to_datetime(start_ms, unit="ms").dt.strftime("%Y%m%d"),
         })
-    visits = hits.groupby("visit_key").agg(last_ts=("ts", "max"), last_day=("day", "max"), hits=("ts", "size")).reset_index()
+    visits = hits.groupby("visit_key").agg(first_ts=("ts", "min"), last_ts=("ts", "max"), last_day=("day", "max"), hits=("ts", "size")).reset_index()
     visits["complete"] = (visits.last_ts + GAP_MICROS <= hits.ts.max()) & (visits.last_day < hits.day.max())
     return visits
 
@@ -147,6 +147,23 @@ def test_three_batches_score_what_one_batch_and_a_batch_score_do(sample):
     before = version(root / "three" / "out" / "session_scores"), version(root / "three" / "checkpoint" / "train" / "pending")
     assert main(score_incrementally(input_format, root, incoming, "three", "again")) == 0
     assert (version(root / "three" / "out" / "session_scores"), version(root / "three" / "checkpoint" / "train" / "pending")) == before
+
+
+def test_a_batch_score_of_two_days_counts_the_visits_at_their_edges(sample, tmp_path, capsys):
+    input_format, root = sample
+    days = sorted((root / "days").iterdir())
+    part = tmp_path / "two-days"
+    part.mkdir()
+    for f in days[:2]:
+        shutil.copy(f, part)
+    capsys.readouterr()
+    assert main(["score", "--model", str(root / "train" / "models" / "train"), "--input-format", input_format, "--input", str(part),
+                 "--output", str(tmp_path / "out"), "--set", "run.run_id=edges"]) == 0
+    seen = visits_of(days[:2], input_format)
+    first, last = seen.first_ts.min(), seen.last_ts.max()
+    at_edges = int(((seen.first_ts < first + GAP_MICROS) | (seen.last_ts > last - GAP_MICROS)).sum())
+    assert 0 < at_edges < len(seen)
+    assert f"{at_edges:,} visits start or end within the session gap" in capsys.readouterr().out
 
 
 def test_a_checkpoint_belongs_to_one_stream(sample, tmp_path, capsys):

@@ -220,6 +220,8 @@ def describe_score(summary: ScoreSummary) -> str:
         f"score {summary.score_run_id}: {summary.visits:,} visits of {len(summary.days)} days ({days}) scored with the model of run "
         f"{summary.model_run_id}\n  session_scores: Delta version {summary.result.version}, {summary.result.rows:,} rows at {summary.result.path}"
         f"\n  drift: {summary.monitoring.summary}"
+        + (f"\n  {summary.edge_visits:,} visits start or end within the session gap of the input's first or last hit: they may go on in a "
+           f"neighbouring day's files (for daily scoring use --incremental; docs/scoring.md)" if summary.edge_visits else "")
     )
 
 

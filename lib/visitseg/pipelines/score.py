@@ -56,6 +56,20 @@ class ScoreSummary:
     days: list[str]
     result: delta.WriteResult
     monitoring: Monitoring
+    edge_visits: int  # visits that may go on in a neighbouring file (`edge_visits`); 0 for GA360
+
+
+def edge_visits(visits: DataFrame, gap_minutes: float) -> int:
+    """How many visits start within the session gap after the input's first hit, or end within it before its
+    last hit: a batch of one day's files may see only part of these, the rest being in the neighbouring
+    day's files (GA4 exports and event logs cut files at midnight, not between visits). The visits that
+    really cross are among them. `score --incremental` scores a visit only once it is complete."""
+    start, end = F.unix_micros("visit_start_ts") / 1e6, F.unix_micros("visit_start_ts") / 1e6 + F.col("time_on_site_sec")
+    first, last = visits.agg(F.min(start), F.max(end)).first()
+    if first is None:
+        return 0
+    gap = gap_minutes * 60
+    return visits.filter((start < first + gap) | (end > last - gap)).count()
 
 
 def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
@@ -76,10 +90,18 @@ def score_job(spark: SparkSession, cfg: Config, model: str) -> ScoreSummary:
         return delta.replace_partition(spark, scores, path, {"model_run_id": saved.run_id, "visit_date": days}, writer)
 
     log.info("score: model of run %s (%d segments), its feature settings; scoring %s", saved.run_id, len(saved.segments), cfg.input.path)
-    with run_lock(out, run_id), built_features(spark, scoring_config(cfg, saved.config), stages) as table:
+    settings = scoring_config(cfg, saved.config)
+    with run_lock(out, run_id), built_features(spark, settings, stages) as table:
         scored = score_and_monitor(spark, cfg, stages, writer, table, saved, reference, replace_days, run_id)
+        at_edges = 0 if settings.input.format == "ga360" else edge_visits(table.df, settings.events.session_gap_minutes)
+        if at_edges:
+            log.warning(
+                "score: %d of %d visits start or end within %g minutes of the input's first or last hit, so part of them may be in a "
+                "neighbouring day's files; for daily scoring use `score --incremental`, which scores a visit once it is complete",
+                at_edges, table.rows, settings.events.session_gap_minutes,
+            )
         register_tables(spark, out, cfg.output.catalog_database)
-    return ScoreSummary(saved.run_id, run_id, table.rows, scored.days, scored.result, scored.monitoring)
+    return ScoreSummary(saved.run_id, run_id, table.rows, scored.days, scored.result, scored.monitoring, at_edges)
 
 
 def score_and_monitor(
