@@ -9,12 +9,9 @@ import dataclasses
 import datetime as dt
 import re
 import zoneinfo
-from typing import TYPE_CHECKING
+from typing import Any
 
 from visitseg.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from visitseg.core.config import Config, ModelConfig
 
 INPUT_FORMATS = ("ga360", "ga4", "events")
 FILE_FORMATS = ("auto", "parquet", "json", "csv", "avro", "bigquery")
@@ -58,8 +55,9 @@ def parse_date(key: str, value: str) -> dt.date:
         raise ConfigError(f"{key}: must be a date written YYYY-MM-DD, got {value!r}") from None
 
 
-def validate(cfg: Config) -> None:
-    """Raise a ConfigError naming the first key whose value cannot work, and what it accepts."""
+def validate(cfg: Any) -> None:
+    """Raise a ConfigError naming the first key whose value cannot work, and what it accepts. `cfg` is a
+    `config.Config` (not imported here: `config` imports this module to validate what it builds)."""
     if cfg.run.run_id and not RUN_ID_PATTERN.match(cfg.run.run_id):
         raise ConfigError(
             f"run.run_id: must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, "
@@ -104,7 +102,8 @@ def validate(cfg: Config) -> None:
             _positive(f"monitor.{name}", value)
 
 
-def _validate_model(m: ModelConfig) -> None:
+def _validate_model(m: Any) -> None:
+    """`m`: a `config.ModelConfig`."""
     if not m.features:
         raise ConfigError("model.features: must list at least one feature column")
     if len(set(m.features)) != len(m.features):
