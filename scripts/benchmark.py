@@ -50,7 +50,7 @@ GROUPS = {
     "sweep": ("sweep",),
     "final fit": ("final model", "compare methods", "assign and profile"),
     "monitoring": ("drift", "write feature_profiles", "write drift"),
-    "journeys": ("write segment_transitions", "write paths_to_purchase", "write segment_attributes"),
+    "journeys": ("journeys", "write segment_transitions", "write paths_to_purchase", "write segment_attributes"),
     "write": ("write", "save model"),
 }
 # Tables a run's drift reads of its reference: each run after the first gets its predecessor's, so it

@@ -53,7 +53,8 @@ VISITS = [
 def tables(spark):
     # Written in the session's time zone, read back as the same instants: the medians are time-zone free.
     visits = spark.createDataFrame(VISITS, SCHEMA)
-    return visits, journey_tables(visits, JourneysConfig(max_path_length=2, top_attributes=1), "r1")
+    names = dict([BROWSERS, CART, BUYERS])
+    return visits, journey_tables(visits.drop("segment"), JourneysConfig(max_path_length=2, top_attributes=1), "r1", names)
 
 
 def test_transitions_count_every_visit_once_as_from_and_once_as_to(spark, tables):

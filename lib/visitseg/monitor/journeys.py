@@ -1,7 +1,7 @@
 """Journeys: how a user's visits move between segments, the paths to a first purchase, and who each segment is.
 
 A segment says what kind of visit a visit was; these tables answer the next questions, from the same
-segmented visits (every visit with its cluster_id and segment) of a run or a score:
+segmented visits (every visit with its cluster_id) of a run or a score:
 
 - `segment_transitions`: each visit followed by the same user's next visit, in visit start order (ties by
   visit_key, so the order never depends on how the rows were read). A "(first visit)" row leads to each
@@ -13,19 +13,30 @@ segmented visits (every visit with its cluster_id and segment) of a run or a sco
   each value against all visits' share, and the lift; the top `journeys.top_attributes` values per segment
   and attribute, the rest as "(other)".
 
-Each table is one aggregation over the visits (a window by user for the first two) and a few rows per
-segment, so its cost grows with the visits, not with the segments. Medians are exact (`percentile`) over
-whole minutes and whole days, which bounds the values an aggregation buffer holds at any volume.
+Cost, measured at 10M GA360 hits (1.27M visits, `scripts/benchmark.py --vs journeys.enabled=false`): one
+pass sorts the visits by user once and computes per visit everything the tables need (the previous
+visit's segment, the minutes since it, whether it is the user's last, and at a first purchase the path
+and the days since the first visit), as integers: cluster ids, not names, which the driver puts on the
+few result rows. That slim frame is persisted while three aggregations read it. Three separate passes
+keyed by names cost 16.1 s (22% of the run); grouping by structs of (id, name) alone took 7.2 s of it.
+Medians are exact (`percentile`) over whole minutes and whole days, which bounds the values an
+aggregation buffer holds at any volume.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+import logging
+from typing import Mapping
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from visitseg.core.config import Config, JourneysConfig
-from visitseg.features.schemas import conform
-from visitseg.storage.tables import ATTRIBUTES, PATHS, TRANSITIONS, AttributeRow, PathRow, TransitionRow, schema_of
+from visitseg.core.spark import persisted
+from visitseg.storage.tables import ATTRIBUTES, PATHS, TRANSITIONS, AttributeRow, PathRow, TransitionRow, rows_frame
+
+log = logging.getLogger(__name__)
 
 JOURNEY_TABLES = (TRANSITIONS, PATHS, ATTRIBUTES)
 FIRST_VISIT = "(first visit)"
@@ -33,6 +44,7 @@ NO_RETURN = "(no return)"
 NOT_SET = "(not set)"
 OTHER = "(other)"
 PATH_ARROW = " → "
+START, END = -1, -2  # the cluster ids of "(first visit)" and "(no return)" while the tables are counted
 # The visit attributes of `segment_attributes`: SQL over the visit_features columns, null as "(not set)".
 ATTRIBUTE_VALUES = {
     "channel": "channel",
@@ -42,109 +54,106 @@ ATTRIBUTE_VALUES = {
 }
 
 
-def in_start_order() -> Window:
-    """A user's visits in start order; visits of the same start are ordered by key."""
-    return Window.partitionBy("user_key").orderBy(F.col("visit_start_ts").asc_nulls_last(), F.col("visit_key"))
-
-
-def whole_table() -> Window:
-    """All rows of a small aggregated table, for totals and ranks over all of them."""
-    return Window.partitionBy(F.lit(0))
-
-
-def journeys(visits: DataFrame, cfg: Config, run_id: str) -> dict[str, DataFrame]:
-    """The three tables of the segmented visits (visit_features columns with cluster_id and segment), lazily;
-    none at user grain (a user row has no journey) or with journeys.enabled = false."""
+def journeys(visits: DataFrame, cfg: Config, run_id: str, names: Mapping[int, str]) -> dict[str, DataFrame]:
+    """The three tables of the segmented visits (visit_features columns with cluster_id; `names`: cluster_id
+    → segment), computed now as small frames; none at user grain (a user row has no journey) or with
+    journeys.enabled = false."""
     if cfg.features.grain != "visit" or not cfg.journeys.enabled:
         return {}
-    return journey_tables(visits, cfg.journeys, run_id)
+    return journey_tables(visits, cfg.journeys, run_id, names)
 
 
-def journey_tables(visits: DataFrame, cfg: JourneysConfig, run_id: str) -> dict[str, DataFrame]:
-    """The three tables of the segmented visits, lazily."""
-    linked = visits.filter(F.col("user_key").isNotNull())
+def journey_tables(visits: DataFrame, cfg: JourneysConfig, run_id: str, names: Mapping[int, str]) -> dict[str, DataFrame]:
+    """The three tables (module docstring), as frames of typed rows."""
+    with persisted(ordered_visits(visits, cfg.max_path_length), StorageLevel.MEMORY_AND_DISK) as ordered:
+        linked = ordered.filter(F.col("linked"))
+        transitions = transition_rows(transition_counts(linked), names, run_id)
+        paths = path_rows(path_counts(linked).collect(), names, run_id)
+        attributes = [AttributeRow(run_id, r.cluster_id, names[r.cluster_id], *r[1:]) for r in attribute_counts(ordered, cfg.top_attributes).collect()]
+    log.info("journeys: %d transitions between segments, %d paths to a first purchase, %d attribute rows", len(transitions), len(paths), len(attributes))
+    spark = visits.sparkSession
     return {
-        TRANSITIONS: segment_transitions(linked, run_id),
-        PATHS: paths_to_purchase(linked, cfg.max_path_length, run_id),
-        ATTRIBUTES: segment_attributes(visits, cfg.top_attributes, run_id),
+        TRANSITIONS: rows_frame(spark, transitions, TransitionRow),
+        PATHS: rows_frame(spark, paths, PathRow),
+        ATTRIBUTES: rows_frame(spark, attributes, AttributeRow),
     }
 
 
-def segment_transitions(visits: DataFrame, run_id: str) -> DataFrame:
-    """One row per (from segment, to segment) pair seen, with the start and end rows (module docstring)."""
-    this = F.struct(F.col("cluster_id").alias("id"), F.col("segment").alias("name"))
-    windowed = visits.select(
-        this.alias("this"), "visit_start_ts", (F.col("transactions") > 0).cast("double").alias("converted"),
-        F.lag(this).over(in_start_order()).alias("previous"), F.lag("visit_start_ts").over(in_start_order()).alias("previous_start"),
-        F.lead("visit_key").over(in_start_order()).isNull().alias("is_last"),
-    )
-    minutes = F.floor((F.unix_seconds(F.col("visit_start_ts")) - F.unix_seconds(F.col("previous_start"))) / 60)
-    start = F.struct(F.lit(None).cast("int").alias("id"), F.lit(FIRST_VISIT).alias("name"))
-    end = F.struct(F.lit(None).cast("int").alias("id"), F.lit(NO_RETURN).alias("name"))
-
-    def step(source: Column, target: Column, gap: Column, converted: Column) -> Column:
-        return F.struct(source.alias("source"), target.alias("target"), gap.alias("minutes"), converted.alias("converted"))
-
-    into_this = step(F.coalesce(F.col("previous"), start), F.col("this"), minutes, F.col("converted"))
-    after_last = F.when(F.col("is_last"), step(F.col("this"), end, F.lit(None).cast("long"), F.lit(None).cast("double")))
-    steps = windowed.select(F.explode(F.filter(F.array(into_this, after_last), lambda s: s.isNotNull())).alias("s")).select("s.*")
-    pairs = steps.groupBy("source", "target").agg(
-        F.count(F.lit(1)).alias("transitions"),
-        (F.percentile(F.col("minutes"), F.lit(0.5)) / 60).alias("median_hours_between"),
-        F.avg("converted").alias("next_conversion_rate"),
-    )
-    from_visits = F.sum("transitions").over(Window.partitionBy(F.col("source")))
-    return conform(
-        pairs.select(
-            F.lit(run_id).alias("run_id"),
-            F.col("source.id").alias("from_cluster_id"), F.col("source.name").alias("from_segment"),
-            F.col("target.id").alias("to_cluster_id"), F.col("target.name").alias("to_segment"),
-            "transitions", (F.col("transitions") / from_visits).alias("share"), "median_hours_between", "next_conversion_rate",
-        ),
-        schema_of(TransitionRow),
+def ordered_visits(visits: DataFrame, max_length: int) -> DataFrame:
+    """Per visit, in one sort by user: its cluster, conversion and attribute values, the user's previous
+    visit's cluster and the minutes since it, whether it is the user's last, and at the user's first
+    purchase visit the clusters of the last `max_length` visits, whether earlier ones were cut, and the
+    days since the first visit. A visit without a user is a user of its own here, and `linked` is false."""
+    user, cluster = F.col("user_key"), F.col("cluster_id")
+    in_order = Window.partitionBy(user, F.when(user.isNull(), F.col("visit_key"))).orderBy(F.col("visit_start_ts").asc_nulls_last(), F.col("visit_key"))
+    purchase = F.col("transactions") > 0
+    first_purchase = purchase & (F.coalesce(F.sum(purchase.cast("int")).over(in_order.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)) == 0)
+    started = F.unix_seconds(F.col("visit_start_ts"))
+    # The path as offsets, not a collect_list over a sliding frame, which aggregates again at every row.
+    path = F.filter(F.array(*[F.lag(cluster, back).over(in_order) for back in range(max_length - 1, 0, -1)], cluster), lambda c: c.isNotNull())
+    first_date = F.first("visit_date").over(in_order.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    return visits.select(
+        user.isNotNull().alias("linked"), cluster.alias("cluster_id"), purchase.cast("double").alias("converted"),
+        F.lag(cluster).over(in_order).alias("previous"),
+        F.floor((started - F.lag(started).over(in_order)) / 60).alias("minutes"),
+        F.lead(F.col("visit_key")).over(in_order).isNull().alias("is_last"),
+        F.when(first_purchase, path).alias("path"),
+        F.when(first_purchase, F.row_number().over(in_order) > max_length).alias("earlier_visits"),
+        F.when(first_purchase, F.datediff(F.col("visit_date"), first_date)).alias("days"),
+        *[F.coalesce(F.expr(sql), F.lit(NOT_SET)).alias(name) for name, sql in ATTRIBUTE_VALUES.items()],
     )
 
 
-def paths_to_purchase(visits: DataFrame, max_length: int, run_id: str) -> DataFrame:
-    """Buyers' segment sequences up to their first purchase visit, most users first (module docstring)."""
-    by_user = Window.partitionBy("user_key")
-    numbered = visits.select(
-        "user_key", "cluster_id", "segment", "visit_date", (F.col("transactions") > 0).alias("purchase"),
-        F.row_number().over(in_start_order()).alias("n"),
-    )
-    marked = numbered.select(
-        "*",
-        F.min(F.when(F.col("purchase"), F.col("n"))).over(by_user).alias("purchase_n"),
-        F.min(F.when(F.col("n") == 1, F.col("visit_date"))).over(by_user).alias("first_date"),
-    )
-    in_path = marked.filter((F.col("n") <= F.col("purchase_n")) & (F.col("n") > F.col("purchase_n") - max_length))
-    per_buyer = in_path.groupBy("user_key").agg(
-        F.array_sort(F.collect_list(F.struct("n", "segment", "cluster_id"))).alias("steps"),
-        F.max(F.col("purchase_n") > max_length).alias("earlier_visits"),
-        F.max(F.when(F.col("n") == F.col("purchase_n"), F.datediff("visit_date", "first_date"))).alias("days"),
-    )
-    paths = per_buyer.groupBy(
-        F.col("steps.segment").alias("segments"), F.col("steps.cluster_id").alias("cluster_ids"), "earlier_visits"
-    ).agg(F.count(F.lit(1)).alias("users"), F.percentile(F.col("days"), F.lit(0.5)).alias("median_days_to_purchase"))
-    path = F.concat(F.when(F.col("earlier_visits"), F.lit("…" + PATH_ARROW)).otherwise(F.lit("")), F.concat_ws(PATH_ARROW, "segments"))
-    most_users_first = whole_table().orderBy(F.desc("users"), path, F.col("earlier_visits"))
-    return conform(
-        paths.select(
-            F.lit(run_id).alias("run_id"), F.row_number().over(most_users_first).alias("rank"), path.alias("path"), "segments", "cluster_ids",
-            "earlier_visits", "users", (F.col("users") / F.sum("users").over(whole_table())).alias("share_of_buyers"), "median_days_to_purchase",
-        ),
-        schema_of(PathRow),
+def transition_counts(ordered: DataFrame) -> list[tuple[int, int, int, float | None, float | None]]:
+    """(source, target, transitions, median minutes, next conversion) per pair of cluster ids, START and END
+    included: a few rows, counted in three plain aggregations of columns. (One aggregation of the visits
+    exploded into structs of their one or two steps, with `percentile` among its functions, cost 3.5 s at
+    10M GA360 hits; these, 1.1 s.)"""
+    source, target = F.coalesce(F.col("previous"), F.lit(START)).alias("source"), F.col("cluster_id").alias("target")
+    into = ordered.groupBy(source, target).agg(F.count(F.lit(1)).alias("n"), F.avg("converted").alias("converted")).collect()
+    ends = ordered.filter(F.col("is_last")).groupBy("cluster_id").agg(F.count(F.lit(1)).alias("n")).collect()
+    gaps = ordered.filter(F.col("minutes").isNotNull()).groupBy(source, target).agg(F.percentile(F.col("minutes"), F.lit(0.5)).alias("m")).collect()
+    median = {(r.source, r.target): r.m for r in gaps}
+    return [(r.source, r.target, r.n, median.get((r.source, r.target)), r.converted) for r in into] + [(r.cluster_id, END, r.n, None, None) for r in ends]
+
+
+def transition_rows(counted: list[tuple[int, int, int, float | None, float | None]], names: Mapping[int, str], run_id: str) -> list[TransitionRow]:
+    """Named rows, with each pair's share of its source's transitions (= of the segment's visits, or of the users from START)."""
+    def named(cluster_id: int) -> tuple[int | None, str]:
+        return (None, FIRST_VISIT) if cluster_id == START else (None, NO_RETURN) if cluster_id == END else (cluster_id, names[cluster_id])
+
+    out_of = {}
+    for source, _, n, _, _ in counted:
+        out_of[source] = out_of.get(source, 0) + n
+    return [
+        TransitionRow(run_id, *named(source), *named(target), n, n / out_of[source], None if minutes is None else minutes / 60, converted)
+        for source, target, n, minutes, converted in sorted(counted)
+    ]
+
+
+def path_counts(ordered: DataFrame) -> DataFrame:
+    """(path of cluster ids, earlier visits cut, buyers, median days to purchase) per path: at most the buyers."""
+    buyers = ordered.filter(F.col("path").isNotNull())
+    return buyers.groupBy("path", "earlier_visits").agg(
+        F.count(F.lit(1)).alias("users"), F.percentile(F.col("days"), F.lit(0.5)).alias("median_days_to_purchase")
     )
 
 
-def segment_attributes(visits: DataFrame, top: int, run_id: str) -> DataFrame:
-    """Each segment's top values of each attribute, and "(other)", with shares and lift (module docstring)."""
-    pairs = F.array(*[F.struct(F.lit(name).alias("attribute"), F.coalesce(F.expr(sql), F.lit(NOT_SET)).alias("value")) for name, sql in ATTRIBUTE_VALUES.items()])
-    counts = (
-        visits.select("cluster_id", "segment", F.explode(pairs).alias("a"))
-        .groupBy("cluster_id", "segment", "a.attribute", "a.value")
-        .agg(F.count(F.lit(1)).alias("visits"))
-    )
+def path_rows(counted: list, names: Mapping[int, str], run_id: str) -> list[PathRow]:
+    """Most buyers first, then by the path as written, then uncut before cut."""
+    buyers = sum(r.users for r in counted)
+    written = [(("…" + PATH_ARROW if r.earlier_visits else "") + PATH_ARROW.join(names[c] for c in r.path), r) for r in counted]
+    written.sort(key=lambda w: (-w[1].users, w[0], w[1].earlier_visits))
+    return [
+        PathRow(run_id, rank, path, [names[c] for c in r.path], list(r.path), r.earlier_visits, r.users, r.users / buyers, r.median_days_to_purchase)
+        for rank, (path, r) in enumerate(written, start=1)
+    ]
+
+
+def attribute_counts(ordered: DataFrame, top: int) -> DataFrame:
+    """Each segment's top values of each attribute, and "(other)", with visits, shares and lift."""
+    pairs = F.array(*[F.struct(F.lit(name).alias("attribute"), F.col(name).alias("value")) for name in ATTRIBUTE_VALUES])
+    counts = ordered.select("cluster_id", F.explode(pairs).alias("a")).groupBy("cluster_id", "a.attribute", "a.value").agg(F.count(F.lit(1)).alias("visits"))
     in_segment = Window.partitionBy("cluster_id", "attribute")
     ranked = counts.select(
         "*",
@@ -155,19 +164,14 @@ def segment_attributes(visits: DataFrame, top: int, run_id: str) -> DataFrame:
     )
     kept = F.col("rank") <= top
     buckets = ranked.groupBy(
-        "cluster_id", "segment", "attribute",
-        F.when(kept, F.col("value")).otherwise(F.lit(OTHER)).alias("value"), F.least(F.col("rank"), F.lit(top + 1)).alias("rank"),
+        "cluster_id", "attribute", F.when(kept, F.col("value")).otherwise(F.lit(OTHER)).alias("value"), F.least(F.col("rank"), F.lit(top + 1)).alias("rank"),
     ).agg(
         F.sum("visits").alias("visits"), F.sum("all_visits_of_value").alias("all_visits_of_value"),
         F.max("segment_visits").alias("segment_visits"), F.max("all_visits").alias("all_visits"),  # one value per group
     )
     segment_share = F.col("visits") / F.col("segment_visits")
     overall_share = F.col("all_visits_of_value") / F.col("all_visits")
-    return conform(
-        buckets.select(
-            F.lit(run_id).alias("run_id"), "cluster_id", "segment", "attribute", "value", "rank", "visits",
-            segment_share.alias("segment_share"), overall_share.alias("overall_share"), (segment_share / overall_share).alias("lift"),
-        ),
-        schema_of(AttributeRow),
+    return buckets.select(
+        "cluster_id", "attribute", "value", F.col("rank").cast("int"), "visits",
+        segment_share.alias("segment_share"), overall_share.alias("overall_share"), (segment_share / overall_share).alias("lift"),
     )
-

@@ -125,7 +125,9 @@ def score_and_monitor(
     with stages("drift") as facts:
         monitoring = monitor(spark, visits.df, visits.rows, monitor_run_id, "visit_key", reference, segment_stats(daily, visits.rows), totals, cfg.monitor)
         facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
-    for name, df in {KPIS_DAILY: rows_frame(spark, daily, KpiRow), **monitoring.frames(spark), **journeys(assigned, cfg, monitor_run_id)}.items():
+    with stages("journeys"):
+        journey_tables = journeys(assigned, cfg, monitor_run_id, dict(saved.segments.values()))
+    for name, df in {KPIS_DAILY: rows_frame(spark, daily, KpiRow), **monitoring.frames(spark), **journey_tables}.items():
         write_run_table(spark, out, monitor_run_id, writer, stages, name, df)
     return Scored(result, days, monitoring)
 
