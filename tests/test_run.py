@@ -186,8 +186,8 @@ def test_report_page_in_a_real_browser(run):
     assert facts["problems"] == []
     assert [c["level"] for c in facts["console"]] == []
     assert {url.split(":")[0] for url in facts["requests"]} <= {"file", "data"}
-    assert len(facts["charts"]) == 4 and all(c["shapes"] > 10 for c in facts["charts"])
-    assert facts["sections"] == ["Summary", "Segments", "Segment profiles", "K diagnostics", "Daily mix", "Drift", "Data quality"]
+    assert len(facts["charts"]) == 5 and all(c["shapes"] > 10 for c in facts["charts"])
+    assert facts["sections"] == ["Summary", "Segments", "Segment profiles", "Journeys", "K diagnostics", "Daily mix", "Drift", "Data quality"]
     centers = table(out / "cluster_centers").sort_values("cluster_id")
     assert [(s["cluster_id"], s["name"], s["share"]) for s in facts["segments"]] == list(zip(centers.cluster_id, centers.segment, centers.share))
     assert [s["share_text"] for s in facts["segments"]] == [f"{share:.1%}" for share in centers.share]
