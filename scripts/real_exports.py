@@ -22,7 +22,9 @@ from pyspark.sql import functions as F
 
 from visitseg.storage import delta
 from visitseg.core.config import SparkConfig, load_config, with_values
+from visitseg.monitor.journeys import NO_RETURN, OTHER
 from visitseg.pipelines.run import run_job
+from visitseg.report.journeys import OVER_REPRESENTED_LIFT, OVER_REPRESENTED_VISITS
 from visitseg.features.grains import GRAINS
 from visitseg.core.spark import build_session
 
@@ -112,15 +114,15 @@ def print_journeys(spark, out: str, run_id: str) -> None:
     print("top transitions between visits (share of the from-segment's visits; median hours; next visit's conversion):")
     for r in [r for r in transitions if r.from_cluster_id is not None and r.to_cluster_id is not None][:6]:
         print(f"  {r.from_segment} → {r.to_segment}: {r.transitions:,} ({r.share:.1%}), {r.median_hours_between:.1f} h, {r.next_conversion_rate:.1%}")
-    returns = [r for r in transitions if r.to_segment == "(no return)" and r.from_cluster_id is not None]
+    returns = [r for r in transitions if r.to_segment == NO_RETURN and r.from_cluster_id is not None]
     print("  came back after a visit: " + ", ".join(f"{r.from_segment} {1 - r.share:.1%}" for r in returns))
     print("top paths to the first purchase:")
     for r in rows("paths_to_purchase", ["rank"])[:5]:
         print(f"  {r.rank}. {r.path}: {r.users:,} buyers ({r.share_of_buyers:.1%}), median {r.median_days_to_purchase:g} days")
     lifted = rows("segment_attributes", ["cluster_id", F.desc("lift")])
-    print("each segment's most over-represented attribute values (lift >= 1.5, >= 30 visits):")
+    print(f"each segment's most over-represented attribute values (lift >= {OVER_REPRESENTED_LIFT:g}, >= {OVER_REPRESENTED_VISITS} visits):")
     for segment in dict.fromkeys(r.segment for r in lifted):
-        top = [r for r in lifted if r.segment == segment and r.value != "(other)" and r.lift >= 1.5 and r.visits >= 30][:3]
+        top = [r for r in lifted if r.segment == segment and r.value != OTHER and r.lift >= OVER_REPRESENTED_LIFT and r.visits >= OVER_REPRESENTED_VISITS][:3]
         print(f"  {segment}: " + ("; ".join(f"{r.attribute} {r.value} {r.segment_share:.0%} vs {r.overall_share:.0%} (lift {r.lift:.1f})" for r in top) or "none"))
 
 

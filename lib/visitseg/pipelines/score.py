@@ -64,7 +64,8 @@ def edge_visits(visits: DataFrame, gap_minutes: float) -> int:
     last hit: a batch of one day's files may see only part of these, the rest being in the neighbouring
     day's files (GA4 exports and event logs cut files at midnight, not between visits). The visits that
     really cross are among them. `score --incremental` scores a visit only once it is complete."""
-    start, end = F.unix_micros("visit_start_ts") / 1e6, F.unix_micros("visit_start_ts") / 1e6 + F.col("time_on_site_sec")
+    start = F.unix_micros("visit_start_ts") / 1e6
+    end = start + F.col("time_on_site_sec")
     first, last = visits.agg(F.min(start), F.max(end)).first()
     if first is None:
         return 0

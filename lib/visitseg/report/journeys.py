@@ -14,6 +14,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from visitseg.monitor.journeys import FIRST_VISIT, NO_RETURN, OTHER
 from visitseg.report import charts
 from visitseg.report.markup import esc, figure, num, pct, section
 from visitseg.storage import delta
@@ -24,7 +25,6 @@ OVER_REPRESENTED_LIFT = 1.5  # a card lists an attribute value at least this muc
 OVER_REPRESENTED_VISITS = 30  # ... seen in at least this many of its visits
 CARD_ATTRIBUTES = 4
 ATTRIBUTE_LABELS = {"channel": "channel", "source_medium": "source / medium", "device": "device", "country": "country"}
-START, END = "(first visit)", "(no return)"
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def load_journeys(spark: SparkSession, output: str, run_id: str) -> Journeys:
         table = table.orderBy(*order) if order else table
         return [r.asDict() for r in (table.limit(limit) if limit else table).collect()]
 
-    over = (F.col("lift") >= OVER_REPRESENTED_LIFT) & (F.col("visits") >= OVER_REPRESENTED_VISITS) & (F.col("value") != "(other)")
+    over = (F.col("lift") >= OVER_REPRESENTED_LIFT) & (F.col("visits") >= OVER_REPRESENTED_VISITS) & (F.col("value") != OTHER)
     return Journeys(
         transitions=rows(TRANSITIONS, order=("from_segment", "to_segment")),
         paths=rows(PATHS, order=("rank",), limit=TOP_PATHS),
@@ -76,7 +76,7 @@ def journeys_section(journeys: Journeys, segments: list[str]) -> str:
     if not journeys.transitions:
         return section("journeys", "Journeys", "<p>No journey tables for this run (user grain, journeys.enabled = false, or a run of a version before them).</p>")
     share = {(r["from_segment"], r["to_segment"]): r["share"] for r in journeys.transitions}
-    sources, targets = [START, *segments], [*segments, END]
+    sources, targets = [FIRST_VISIT, *segments], [*segments, NO_RETURN]
     matrix = [[share.get((a, b), math.nan) for b in targets] for a in sources]
     heatmap = figure(charts.transitions(sources, targets, matrix), "Share of each segment's visits followed by a visit of each segment, by the same user; the first row is where users start, the last column is no further visit")
     header = "<tr><th>Rank</th><th>Path to the first purchase</th><th>Buyers</th><th>Share of buyers</th><th>Median days to purchase</th></tr>"

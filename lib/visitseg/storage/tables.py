@@ -19,9 +19,9 @@ of another schema before the first table of a job is written.
 | session_scores | score | `SessionScore` (built by Spark) |
 | feature_profiles | run, score | `FeatureProfileRow` |
 | drift | run, score (with a reference run) | `DriftRow` |
-| segment_transitions | run, score (visit grain, journeys.enabled) | `TransitionRow` (built by Spark) |
-| paths_to_purchase | run, score (the same) | `PathRow` (built by Spark) |
-| segment_attributes | run, score (the same) | `AttributeRow` (built by Spark) |
+| segment_transitions | run, score (visit grain, journeys.enabled) | `TransitionRow` |
+| paths_to_purchase | run, score (the same) | `PathRow` |
+| segment_attributes | run, score (the same) | `AttributeRow` |
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ class SessionScore:
 
 @dataclasses.dataclass(frozen=True)
 class TransitionRow:
-    """One `segment_transitions` row (built by Spark, `monitor.journeys`): a user's visit of one segment
+    """One `segment_transitions` row (`monitor.journeys`): a user's visit of one segment
     followed by a visit of another. The start row's from- and the end row's to-cluster are null."""
 
     run_id: str
@@ -197,7 +197,7 @@ class TransitionRow:
 
 @dataclasses.dataclass(frozen=True)
 class PathRow:
-    """One `paths_to_purchase` row (built by Spark): buyers' segment sequences up to their first purchase visit."""
+    """One `paths_to_purchase` row: buyers' segment sequences up to their first purchase visit."""
 
     run_id: str
     rank: Int32  # 1 = the most users
@@ -212,7 +212,7 @@ class PathRow:
 
 @dataclasses.dataclass(frozen=True)
 class AttributeRow:
-    """One `segment_attributes` row (built by Spark): how common a channel, source / medium, device or country is
+    """One `segment_attributes` row: how common a channel, source / medium, device or country is
     in a segment against all visits."""
 
     run_id: str
