@@ -26,7 +26,7 @@ from visitseg.ingest.common import NOT_SET, in_yyyymmdd_window, null_if_not_set,
 from visitseg.ingest.files import read_raw
 from visitseg.features.schemas import ADD_TO_CART, CHECKOUT, FUNNEL_COUNTS, PAGE, PRODUCT_VIEW
 from visitseg.features.validate import field_type, require_columns
-from visitseg.features.visits import finish_visits
+from visitseg.features.visits import finish_visits, in_user_order
 
 _S = T.StringType()
 
@@ -94,11 +94,12 @@ def read_visits(spark: SparkSession, window: InputConfig, run_id: str) -> DataFr
     sort-based aggregate). Here each measure is an array expression on the row — no shuffle at all.
     Duplicate sessions surface as duplicate visit keys in the visit grain check.
 
-    The rows are then hash-partitioned by visit key, a shuffle of visit rows only (an eighth of the hits):
-    an input split holds ~1M sessions at 100M hits, too big a block to cache in a 1 GB heap (it ran out
-    of memory), and the grain check groups by visit key, so it needs no further shuffle.
+    The rows are then shuffled, visit rows only (an eighth of the hits): an input split holds ~1M sessions
+    at 100M hits, too big a block to cache in a 1 GB heap (it ran out of memory). They are hash-partitioned
+    by user and sorted in start order (`in_user_order`), so the journeys walk them without a shuffle or
+    sort of their own; the grain check then shuffles the visit keys alone.
     """
-    return visits_from_sessions(read_sessions(spark, window), run_id).repartition("visit_key")
+    return in_user_order(visits_from_sessions(read_sessions(spark, window), run_id))
 
 
 def read_sessions(spark: SparkSession, window: InputConfig) -> DataFrame:

@@ -13,19 +13,20 @@ segmented visits (every visit with its cluster_id) of a run or a score:
   each value against all visits' share, and the lift; the top `journeys.top_attributes` values per segment
   and attribute, the rest as "(other)".
 
-Cost, measured at 10M GA360 hits (1.27M visits, `scripts/benchmark.py --vs journeys.enabled=false`): one
-pass sorts the visits by user once and computes per visit everything the tables need (the previous
-visit's segment, the minutes since it, whether it is the user's last, and at a first purchase the path
-and the days since the first visit), as integers: cluster ids, not names, which the driver puts on the
-few result rows. That slim frame is persisted while three aggregations read it. Three separate passes
-keyed by names cost 16.1 s (22% of the run); grouping by structs of (id, name) alone took 7.2 s of it.
-Medians are exact (`percentile`) over whole minutes and whole days, which bounds the values an
-aggregation buffer holds at any volume.
+Cost, measured at 10M GA360 hits (1.27M visits, `scripts/benchmark.py --vs journeys.enabled=false`; the
+steps in docs/performance.md): one window walks each user's visits in start order and computes per visit
+everything the tables need (the previous visit's segment, the minutes since it, and at a first purchase
+the path and the days since the first visit), as integers: cluster ids, not names, which the driver puts
+on the few result rows. GA360's visit rows are already persisted in that order (`features.visits.
+in_user_order`), so the window shuffles and sorts nothing. That slim frame is persisted while three
+aggregations read it. Medians are exact (`percentile`) over whole minutes and whole days, which bounds
+the values an aggregation buffer holds at any volume.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
 from pyspark import StorageLevel
@@ -34,6 +35,7 @@ from pyspark.sql import functions as F
 
 from visitseg.core.config import Config, JourneysConfig
 from visitseg.core.spark import persisted
+from visitseg.features.visits import user_order
 from visitseg.storage.tables import ATTRIBUTES, PATHS, TRANSITIONS, AttributeRow, PathRow, TransitionRow, rows_frame
 
 log = logging.getLogger(__name__)
@@ -64,28 +66,36 @@ def journeys(visits: DataFrame, cfg: Config, run_id: str, names: Mapping[int, st
 
 
 def journey_tables(visits: DataFrame, cfg: JourneysConfig, run_id: str, names: Mapping[int, str]) -> dict[str, DataFrame]:
-    """The three tables (module docstring), as frames of typed rows."""
+    """The three tables (module docstring), as frames of typed rows. Their three aggregations run as
+    concurrent Spark jobs over the persisted frame: each is a few short stages, and together they keep
+    both cores busy while the driver plans and compiles the next (0.7 s less at 10M GA360 hits)."""
     with persisted(ordered_visits(visits, cfg.max_path_length), StorageLevel.MEMORY_AND_DISK) as ordered:
         linked = ordered.filter(F.col("linked"))
-        transitions = transition_rows(transition_counts(linked), names, run_id)
-        paths = path_rows(path_counts(linked).collect(), names, run_id)
-        attributes = [AttributeRow(run_id, r.cluster_id, names[r.cluster_id], *r[1:]) for r in attribute_counts(ordered, cfg.top_attributes).collect()]
-    log.info("journeys: %d transitions between segments, %d paths to a first purchase, %d attribute rows", len(transitions), len(paths), len(attributes))
+        with ThreadPoolExecutor(3) as pool:
+            counted = pool.submit(transition_counts, linked)
+            paths = pool.submit(lambda: path_counts(linked).collect())
+            attributes = pool.submit(lambda: attribute_counts(ordered, cfg.top_attributes).collect())
+            transition_table = transition_rows(counted.result(), names, run_id)
+            path_table = path_rows(paths.result(), names, run_id)
+            attribute_table = [AttributeRow(run_id, r.cluster_id, names[r.cluster_id], *r[1:]) for r in attributes.result()]
+    log.info("journeys: %d transitions between segments, %d paths to a first purchase, %d attribute rows",
+             len(transition_table), len(path_table), len(attribute_table))
     spark = visits.sparkSession
     return {
-        TRANSITIONS: rows_frame(spark, transitions, TransitionRow),
-        PATHS: rows_frame(spark, paths, PathRow),
-        ATTRIBUTES: rows_frame(spark, attributes, AttributeRow),
+        TRANSITIONS: rows_frame(spark, transition_table, TransitionRow),
+        PATHS: rows_frame(spark, path_table, PathRow),
+        ATTRIBUTES: rows_frame(spark, attribute_table, AttributeRow),
     }
 
 
 def ordered_visits(visits: DataFrame, max_length: int) -> DataFrame:
     """Per visit, in one sort by user: its cluster, conversion and attribute values, the user's previous
-    visit's cluster and the minutes since it, whether it is the user's last, and at the user's first
+    visit's cluster and the minutes since it, and at the user's first
     purchase visit the clusters of the last `max_length` visits, whether earlier ones were cut, and the
     days since the first visit. A visit without a user is a user of its own here, and `linked` is false."""
     user, cluster = F.col("user_key"), F.col("cluster_id")
-    in_order = Window.partitionBy(user, F.when(user.isNull(), F.col("visit_key"))).orderBy(F.col("visit_start_ts").asc_nulls_last(), F.col("visit_key"))
+    partition, order = user_order()
+    in_order = Window.partitionBy(*partition).orderBy(*order)
     purchase = F.col("transactions") > 0
     first_purchase = purchase & (F.coalesce(F.sum(purchase.cast("int")).over(in_order.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)) == 0)
     started = F.unix_seconds(F.col("visit_start_ts"))
@@ -96,7 +106,6 @@ def ordered_visits(visits: DataFrame, max_length: int) -> DataFrame:
         user.isNotNull().alias("linked"), cluster.alias("cluster_id"), purchase.cast("double").alias("converted"),
         F.lag(cluster).over(in_order).alias("previous"),
         F.floor((started - F.lag(started).over(in_order)) / 60).alias("minutes"),
-        F.lead(F.col("visit_key")).over(in_order).isNull().alias("is_last"),
         F.when(first_purchase, path).alias("path"),
         F.when(first_purchase, F.row_number().over(in_order) > max_length).alias("earlier_visits"),
         F.when(first_purchase, F.datediff(F.col("visit_date"), first_date)).alias("days"),
@@ -106,15 +115,21 @@ def ordered_visits(visits: DataFrame, max_length: int) -> DataFrame:
 
 def transition_counts(ordered: DataFrame) -> list[tuple[int, int, int, float | None, float | None]]:
     """(source, target, transitions, median minutes, next conversion) per pair of cluster ids, START and END
-    included: a few rows, counted in three plain aggregations of columns. (One aggregation of the visits
-    exploded into structs of their one or two steps, with `percentile` among its functions, cost 3.5 s at
-    10M GA360 hits; these, 1.3–1.5 s.)"""
+    included: a few rows, from one plain aggregation of columns. A segment's END count is its visits (the
+    transitions into it) less the transitions out of it, since every visit but a user's last has one
+    successor: no pass of its own. (One aggregation of the visits exploded into structs of their one or two
+    steps, with `percentile` among its functions, cost 3.5 s at 10M GA360 hits; three plain aggregations,
+    1.3–1.5 s; this one, 0.8 s.)"""
     source, target = F.coalesce(F.col("previous"), F.lit(START)).alias("source"), F.col("cluster_id").alias("target")
-    into = ordered.groupBy(source, target).agg(F.count(F.lit(1)).alias("n"), F.avg("converted").alias("converted")).collect()
-    ends = ordered.filter(F.col("is_last")).groupBy("cluster_id").agg(F.count(F.lit(1)).alias("n")).collect()
-    gaps = ordered.filter(F.col("minutes").isNotNull()).groupBy(source, target).agg(F.percentile(F.col("minutes"), F.lit(0.5)).alias("m")).collect()
-    median = {(r.source, r.target): r.m for r in gaps}
-    return [(r.source, r.target, r.n, median.get((r.source, r.target)), r.converted) for r in into] + [(r.cluster_id, END, r.n, None, None) for r in ends]
+    into = ordered.groupBy(source, target).agg(
+        F.count(F.lit(1)).alias("n"), F.percentile(F.col("minutes"), F.lit(0.5)).alias("minutes"), F.avg("converted").alias("converted")
+    ).collect()
+    ends: dict[int, int] = {}
+    for r in into:
+        ends[r.target] = ends.get(r.target, 0) + r.n
+        if r.source != START:
+            ends[r.source] = ends.get(r.source, 0) - r.n
+    return [(r.source, r.target, r.n, r.minutes, r.converted) for r in into] + [(c, END, n, None, None) for c, n in ends.items() if n]
 
 
 def transition_rows(counted: list[tuple[int, int, int, float | None, float | None]], names: Mapping[int, str], run_id: str) -> list[TransitionRow]:
