@@ -1,5 +1,7 @@
 """A real Spark standalone cluster on 127.0.0.1 (a master and two workers from the pyspark distribution),
-the packaged job submitted to it with spark-submit --py-files, and its outputs compared with local mode
+the packaged job submitted to it with spark-submit --py-files (and, where this line's Delta jars were
+fetched, --jars: the job writes through Spark's own Delta source, as on Dataproc or EMR, its executors
+in JVMs of their own), and its outputs compared with local mode
 on 1, 2 and 4 cores: the same input, configuration and seed must give the same chosen K, the same label
 for every visit, and k_diagnostics equal to 1e-6 relative, whatever the cluster's shape.
 The cluster is always stopped, also when the test fails."""
@@ -21,6 +23,8 @@ from deltalake import DeltaTable
 
 from visitseg.ingest import sample_data
 from visitseg.cli import main
+
+from support import delta_jars
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -88,8 +92,9 @@ def test_packaged_job_on_a_standalone_cluster_matches_local_mode(cluster, spark,
     artifact = subprocess.run(["bash", str(ROOT / "scripts" / "package.sh"), str(tmp_path / "dist")], check=True,
                               capture_output=True, text=True).stdout.strip().splitlines()[-1]
 
+    native = ["--jars", ",".join(delta_jars())] if delta_jars() else []
     submit = subprocess.run(
-        [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master, "--py-files", artifact,
+        [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master, "--py-files", artifact, *native,
          "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
          str(ROOT / "jobs" / "segment_visits.py"), "--input-format", "ga360", "--input", str(data),
          "--output", str(tmp_path / "cluster"), *ARGS],
@@ -99,6 +104,8 @@ def test_packaged_job_on_a_standalone_cluster_matches_local_mode(cluster, spark,
     assert submit.returncode == 0, submit.stderr[-5000:]
     assert "visitseg.zip" in submit.stderr  # the job ran from the packaged artifact
     assert f"master {master}" in submit.stderr
+    written_by = DeltaTable(str(tmp_path / "cluster" / "runs")).to_pyarrow_table().column("delta_writer").to_pylist()
+    assert written_by == ["native" if native else "deltalake"]
     assert main(["run", "--input-format", "ga360", "--input", str(data), "--output", str(tmp_path / "local2"), *ARGS]) == 0
     for cores in (1, 4):  # other core counts need their own JVM
         local = subprocess.run(

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
-from pyspark import SparkConf, StorageLevel
+from pyspark import SparkConf, SparkContext, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
@@ -35,7 +35,12 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 def build_session(cfg: SparkConfig) -> SparkSession:
     """Create (or join, under spark-submit) the session, with Delta configured when its jars exist."""
-    conf = SparkConf()  # under spark-submit this already holds the submit-time settings
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Under spark-submit the JVM is already up: join it first, so that SparkConf() loads the submit-time
+        # settings (--jars, --packages, --conf). Without this, SparkConf() started empty, the Delta jars of
+        # `--jars` went unseen and the run fell back to the jar-free writer (found by tests/test_cluster.py).
+        SparkContext._ensure_initialized()
+    conf = SparkConf()  # with the submit-time settings under spark-submit; empty in a plain Python process
     conf.setAppName(cfg.app_name)
     if cfg.master:
         conf.setMaster(cfg.master)
