@@ -1,6 +1,11 @@
 """Crash and concurrency proof of `visitseg run`, as figures.
 
     python scripts/chaos.py --trials 20 --concurrent 2 4 --json chaos.json
+    python scripts/chaos.py --writer native --trials 20 --json chaos-native.json
+
+Every process writes through the chosen Delta writer (`output.delta_writer`): `deltalake` (the jar-free
+writer of a laptop), or `native`, Spark's own Delta source as clusters run it, its session started with the
+Delta jars of --delta-jars (by default the folder `scripts/fetch_delta_jars.sh` fills for this Spark line).
 
 On one planted GA360 sample (generated once), into one output folder:
 
@@ -41,6 +46,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow.compute as pc
+import pyspark
 from deltalake import DeltaTable
 
 from visitseg.ingest import sample_data
@@ -48,7 +54,9 @@ from visitseg.ingest import sample_data
 RUN_TABLES = ("visit_features", "session_clusters", "cluster_centers", "k_diagnostics", "cluster_mix_daily", "segment_kpis_daily")
 KEYED = {"visit_features": "visit_key", "session_clusters": "visit_key"}
 SCORES = "session_scores"  # partitioned by model_run_id: one row per visit and model
-FAST = ("model.k_min=2", "model.k_max=4", "model.n_init=1", "model.refit_seeds=0")
+FAST = ("model.k_min=3", "model.k_max=3", "model.n_init=1", "model.refit_seeds=0")  # the writes are under test, not the K rule
+ROOT = Path(__file__).resolve().parents[1]
+SPARK_LINE = "4" if pyspark.__version__.startswith("4.") else "3.5"
 
 
 @dataclass
@@ -75,9 +83,23 @@ def visitseg(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "visitseg"), *args]
 
 
+def writer_settings(writer: str, jars_dir: Path) -> tuple[str, ...]:
+    """The config overrides that make every process write through `writer`: the native one needs the
+    session to start with the Delta jars (`spark.jars`, which also switches on Delta's extension)."""
+    if writer == "deltalake":
+        return ("output.delta_writer=deltalake",)
+    jars = sorted(str(j) for j in jars_dir.glob("*.jar"))
+    if not any(Path(j).name.startswith("delta-spark_") for j in jars):
+        raise SystemExit(f"--writer native needs the Delta jars of Spark {SPARK_LINE}: none in {jars_dir} (run scripts/fetch_delta_jars.sh)")
+    return ("output.delta_writer=native", f"spark.conf.spark.jars={json.dumps(','.join(jars))}")
+
+
+WRITER: tuple[str, ...] = ()  # set once by main() from --writer
+
+
 def start_run(sample: Path, out: Path, run_id: str, log: Path, *score_model: str) -> subprocess.Popen:
     """`visitseg run`, or with a model path `visitseg score --model` it, in a process group of its own."""
-    sets = [a for s in (f"run.run_id={run_id}", *FAST) for a in ("--set", s)]
+    sets = [a for s in (f"run.run_id={run_id}", *FAST, *WRITER) for a in ("--set", s)]
     verb = ["score", "--model", *score_model] if score_model else ["run"]
     command = visitseg(*verb, "--input-format", "ga360", "--input", str(sample), "--output", str(out), *sets)
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -137,12 +159,17 @@ def check_output(out: Path, figures: Figures, when: str) -> dict[str, dict[str, 
 
 
 def orphans(out: Path) -> list[str]:
-    """Data files no current table version lists, and staging leftovers."""
+    """Data files no current table version lists, and staging leftovers. A Hadoop checksum sidecar
+    (`.NAME.crc`, written beside each file by Spark on a local disk) belongs to its file: an orphan only
+    when that file is not listed."""
     found = []
     for table_dir in (p for p in out.iterdir() if (p / "_delta_log").is_dir()):
         listed = {os.path.normpath(unquote(f.removeprefix("file://"))) for f in DeltaTable(str(table_dir)).file_uris()}
         for path in table_dir.rglob("*"):
-            if path.is_file() and "_delta_log" not in path.parts and os.path.normpath(path) not in listed:
+            if not path.is_file() or "_delta_log" in path.parts:
+                continue
+            owner = path.with_name(path.name[1:-len(".crc")]) if path.name.startswith(".") and path.name.endswith(".crc") else path
+            if os.path.normpath(owner) not in listed:
                 found.append(str(path.relative_to(out)))
     return found
 
@@ -157,11 +184,18 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default %(default)s)")
     parser.add_argument("--score-trials", type=int, default=10, help="kill -9 trials of visitseg score (default %(default)s)")
     parser.add_argument("--concurrent", type=int, nargs="*", default=[2, 4], help="sizes of the concurrent batches (default 2 4)")
+    parser.add_argument("--no-same-run-id", dest="same_run_id", action="store_false",
+                        help="skip step 7 (the run lock refuses the second run before it writes anything, whatever the writer)")
     parser.add_argument("--visits", type=int, default=2000, help="planted visits in the sample (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="of the kill moments (default %(default)s)")
     parser.add_argument("--workdir", help="keep the sample, output and logs here (default: a temporary folder)")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--writer", choices=("deltalake", "native"), default="deltalake", help="the Delta writer of every process (default %(default)s)")
+    parser.add_argument("--delta-jars", type=Path, default=ROOT / ".cache" / "delta-jars" / f"spark-{SPARK_LINE}",
+                        help="the Delta jars of --writer native (default: %(default)s)")
     args = parser.parse_args()
+    global WRITER
+    WRITER = writer_settings(args.writer, args.delta_jars)
     rng = random.Random(args.seed)
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="visitseg-chaos-") as tmp:
@@ -232,7 +266,7 @@ def main() -> int:
             if not figures.score_final_exact:
                 figures.problems.append("after the final score, session_scores does not hold each visit once, scored by it")
 
-        vacuum = subprocess.run(visitseg("vacuum", "--output", str(out), "--retain-hours", "0", "--force"), capture_output=True, text=True)
+        vacuum = subprocess.run(visitseg("vacuum", "--output", str(out), "--retain-hours", "0", "--force", *[a for s in WRITER for a in ("--set", s)]), capture_output=True, text=True)
         if vacuum.returncode != 0:
             figures.problems.append(f"vacuum failed: {vacuum.stderr.strip().splitlines()[-1:]}")
         figures.files_removed_by_vacuum = sum(int(line.split("removed ")[1].split()[0].replace(",", "")) for line in vacuum.stdout.splitlines() if line.startswith("vacuum:"))
@@ -254,17 +288,18 @@ def main() -> int:
             if len(landed) != n or any(codes):
                 figures.problems.append(f"{n} concurrent runs: {len(landed)} landed, exit codes {codes}")
 
-        processes = [start_run(sample, out, "same", logs / f"same{j}.log") for j in range(2)]
-        codes = [finish(p) for p in processes]
-        refused = [j for j in range(2) if "RunInProgressError" in (logs / f"same{j}.log").read_text()]
-        rows = check_output(out, figures, "same run id")
-        one_copy = rows.get("visit_features", {}).get("same") == figures.visits and key_set(out, "session_clusters", "same") == truth["session_clusters"]
-        figures.same_run_id = {"exit_codes": sorted(codes), "refused_with_RunInProgressError": len(refused), "one_copy": one_copy}
-        if sorted(codes) != [0, 2] or len(refused) != 1 or not one_copy:
-            figures.problems.append(f"same run id: exit codes {codes}, refused {refused}, one copy {one_copy}")
+        if args.same_run_id:
+            processes = [start_run(sample, out, "same", logs / f"same{j}.log") for j in range(2)]
+            codes = [finish(p) for p in processes]
+            refused = [j for j in range(2) if "RunInProgressError" in (logs / f"same{j}.log").read_text()]
+            rows = check_output(out, figures, "same run id")
+            one_copy = rows.get("visit_features", {}).get("same") == figures.visits and key_set(out, "session_clusters", "same") == truth["session_clusters"]
+            figures.same_run_id = {"exit_codes": sorted(codes), "refused_with_RunInProgressError": len(refused), "one_copy": one_copy}
+            if sorted(codes) != [0, 2] or len(refused) != 1 or not one_copy:
+                figures.problems.append(f"same run id: exit codes {codes}, refused {refused}, one copy {one_copy}")
 
     report = asdict(figures)
-    print(f"visits {figures.visits:,}; full run {figures.full_run_seconds} s")
+    print(f"writer {args.writer}, Spark {pyspark.__version__}; visits {figures.visits:,}; full run {figures.full_run_seconds} s")
     print(f"kill -9 trials {figures.kill_trials} (at {min(figures.killed_after_seconds, default=0)}–{max(figures.killed_after_seconds, default=0)} s): "
           f"unreadable tables {figures.unreadable_tables}, half-visible runs {figures.half_visible_runs}, duplicate keys {figures.duplicate_keys}, "
           f"killed new runs that had landed {figures.killed_runs_listed}")
@@ -272,7 +307,8 @@ def main() -> int:
     print(f"final rerun: one exact copy {figures.final_copy_exact}; vacuum removed {figures.files_removed_by_vacuum} files; orphans after vacuum {figures.orphans_after_vacuum}")
     for n, c in figures.concurrent.items():
         print(f"{n} concurrent runs: {c['landed']} of {n} landed, exit codes {c['exit_codes']}, commit retries {c['commit_retries']}, {c['seconds']} s")
-    print(f"same run id twice at once: exit codes {figures.same_run_id.get('exit_codes')}, refused {figures.same_run_id.get('refused_with_RunInProgressError')}, one copy {figures.same_run_id.get('one_copy')}")
+    if args.same_run_id:
+        print(f"same run id twice at once: exit codes {figures.same_run_id.get('exit_codes')}, refused {figures.same_run_id.get('refused_with_RunInProgressError')}, one copy {figures.same_run_id.get('one_copy')}")
     print(f"problems: {len(figures.problems)}")
     for problem in figures.problems:
         print(f"  {problem}")

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from support import crash_trials
+from support import NOT_CRASH_TRIALS_LINE, ON_CRASH_TRIALS_LINE, writer_overrides
 
 from visitseg.ingest import sample_data
 from visitseg.cli import main
@@ -93,9 +93,9 @@ def sample(request, spark, tmp_path_factory):
     return input_format, root
 
 
-def score_incrementally(input_format: str, root: Path, incoming: Path, name: str, run_id: str) -> list[str]:
+def score_incrementally(input_format: str, root: Path, incoming: Path, name: str, run_id: str, *overrides: str) -> list[str]:
     return ["score", "--model", str(root / "train" / "models" / "train"), "--input-format", input_format, "--input", str(incoming),
-            "--output", str(root / name / "out"), "--incremental", "--checkpoint", str(root / name / "checkpoint"), "--set", f"run.run_id={run_id}"]
+            "--output", str(root / name / "out"), "--incremental", "--checkpoint", str(root / name / "checkpoint"), "--set", f"run.run_id={run_id}", *overrides]
 
 
 def assert_scored_once_as_in_batch(root: Path, name: str, files: list[Path], input_format: str) -> pd.DataFrame:
@@ -211,7 +211,11 @@ def test_a_batch_committed_before_its_checkpoint_is_replayed_without_writing_aga
 
 # --- kill -9 at any moment, then a rerun: every visit scored exactly once ---
 
-KILL_FRACTIONS = (0.4, 0.7, 0.9)  # of a whole run's wall time: reading, scoring and committing, stopping
+# Kill moments, as fractions of a whole run's wall time: reading, scoring and committing, stopping. One
+# format per Delta writer (the visits' arithmetic is covered for both formats above): the jar-free writer's
+# commits with their transaction ids, three moments; Spark's own Delta source's (txnAppId / txnVersion),
+# one moment, in the middle of the batch's writes (its fresh processes cost ~1 min each here).
+KILL_TRIALS = {"ga4": ("deltalake", (0.4, 0.7, 0.9)), "events": ("native", (0.7,))}
 
 
 def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:
@@ -219,14 +223,15 @@ def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-@crash_trials
 def test_a_kill_at_any_moment_then_a_rerun_scores_every_visit_once(sample, tmp_path):
     input_format, root = sample
-    if input_format != "ga4":
-        pytest.skip("one format is enough for the crash trials; the visits' arithmetic is covered for both above")
+    writer, fractions = KILL_TRIALS[input_format]
+    if writer == "deltalake" and not ON_CRASH_TRIALS_LINE:
+        pytest.skip(NOT_CRASH_TRIALS_LINE)
+    overrides = writer_overrides(writer)
     days = sorted((root / "days").iterdir())
     started = time.perf_counter()
-    whole = visitseg_process(score_incrementally(input_format, root, root / "days", "timed", "timed"), tmp_path / "timed.log")
+    whole = visitseg_process(score_incrementally(input_format, root, root / "days", "timed", "timed", *overrides), tmp_path / "timed.log")
     assert whole.wait(timeout=600) == 0, (tmp_path / "timed.log").read_text()[-3000:]
     seconds = time.perf_counter() - started
 
@@ -234,16 +239,16 @@ def test_a_kill_at_any_moment_then_a_rerun_scores_every_visit_once(sample, tmp_p
     incoming.mkdir(parents=True)
     replays = 0
     shutil.copy(days[0], incoming)
-    for n, fraction in enumerate(KILL_FRACTIONS):
+    for n, fraction in enumerate(fractions):
         shutil.copy(days[1 + n], incoming)  # a day arrives before each trial, so every trial has new files to read
-        process = visitseg_process(score_incrementally(input_format, root, incoming, "killed", f"k{n}"), tmp_path / f"k{n}.log")
+        process = visitseg_process(score_incrementally(input_format, root, incoming, "killed", f"k{n}", *overrides), tmp_path / f"k{n}.log")
         time.sleep(seconds * fraction)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        rerun = visitseg_process(score_incrementally(input_format, root, incoming, "killed", f"r{n}"), tmp_path / f"r{n}.log")
+        rerun = visitseg_process(score_incrementally(input_format, root, incoming, "killed", f"r{n}", *overrides), tmp_path / f"r{n}.log")
         assert rerun.wait(timeout=600) == 0, (tmp_path / f"r{n}.log").read_text()[-3000:]
         replays += "a replay" in (tmp_path / f"r{n}.log").read_text()
         assert_scored_once_as_in_batch(root, "killed", sorted(incoming.iterdir()), input_format)
-    print(f"kill trials: {len(KILL_FRACTIONS)} over a {seconds:.0f} s run; reruns that found the batch's scores committed: {replays}")
+    print(f"kill trials through the {writer} writer: {len(fractions)} over a {seconds:.0f} s run; reruns that found the batch's scores committed: {replays}")
     stream = json.loads((root / "killed" / "checkpoint" / "train" / "visitseg_stream.json").read_text())
     assert DeltaTable(str(root / "killed" / "out" / "session_scores")).transaction_version(stream["app_id"]) is not None
