@@ -5,7 +5,6 @@ OUT ?= out/demo
 # Two workers, a test file each at a time (module fixtures are built once): on a 2-core machine they
 # overlap each other's JVM starts and subprocess waits, 1,105 s against 1,334-1,478 s for the Spark 4 line.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
-venv_of = $(if $(filter 4,$(1)),.venv,.venv-spark$(1))
 
 .PHONY: setup demo test clean
 
@@ -17,11 +16,7 @@ demo:
 	.venv/bin/visitseg demo --output $(OUT)
 
 test:
-	@status=0; \
-	$(foreach line,$(LINES),echo "== Spark line $(line)"; LINE=$(line) scripts/setup.sh && \
-	  $(call venv_of,$(line))/bin/python -c "import platform, pyspark; print('== pyspark', pyspark.__version__, 'on Python', platform.python_version())" && \
-	  $(call venv_of,$(line))/bin/python -m pytest $(PYTEST_WORKERS) || status=1;) \
-	exit $$status
+	@LINES="$(LINES)" PYTEST_WORKERS="$(PYTEST_WORKERS)" scripts/test_lines.sh
 
 clean:
 	rm -rf out .pytest_cache spark-warehouse
