@@ -211,11 +211,12 @@ def test_a_batch_committed_before_its_checkpoint_is_replayed_without_writing_aga
 
 # --- kill -9 at any moment, then a rerun: every visit scored exactly once ---
 
-# Kill moments, as fractions of a whole run's wall time: reading, scoring and committing, stopping. One
-# format per Delta writer (the visits' arithmetic is covered for both formats above): the jar-free writer's
-# commits with their transaction ids, three moments; Spark's own Delta source's (txnAppId / txnVersion),
-# one moment, in the middle of the batch's writes (its fresh processes cost ~1 min each here).
-KILL_TRIALS = {"ga4": ("deltalake", (0.4, 0.7, 0.9)), "events": ("native", (0.7,))}
+# Kill moments, as fractions of a whole run's wall time (reading, scoring and committing, stopping): one,
+# in the middle of the batch's writes, as each fresh process costs about a minute here; scripts/chaos.py
+# kills at random moments. One format per Delta writer (the visits' arithmetic is covered for both formats
+# above): the jar-free writer's commits with their transaction ids, and Spark's own Delta source's
+# (txnAppId / txnVersion).
+KILL_TRIALS = {"ga4": ("deltalake", (0.7,)), "events": ("native", (0.7,))}
 
 
 def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:
