@@ -97,9 +97,13 @@ def writer_settings(writer: str, jars_dir: Path) -> tuple[str, ...]:
 WRITER: tuple[str, ...] = ()  # set once by main() from --writer
 
 
+def set_args(*settings: str) -> list[str]:
+    return [a for s in settings for a in ("--set", s)]
+
+
 def start_run(sample: Path, out: Path, run_id: str, log: Path, *score_model: str) -> subprocess.Popen:
     """`visitseg run`, or with a model path `visitseg score --model` it, in a process group of its own."""
-    sets = [a for s in (f"run.run_id={run_id}", *FAST, *WRITER) for a in ("--set", s)]
+    sets = set_args(f"run.run_id={run_id}", *FAST, *WRITER)
     verb = ["score", "--model", *score_model] if score_model else ["run"]
     command = visitseg(*verb, "--input-format", "ga360", "--input", str(sample), "--output", str(out), *sets)
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -266,7 +270,7 @@ def main() -> int:
             if not figures.score_final_exact:
                 figures.problems.append("after the final score, session_scores does not hold each visit once, scored by it")
 
-        vacuum = subprocess.run(visitseg("vacuum", "--output", str(out), "--retain-hours", "0", "--force", *[a for s in WRITER for a in ("--set", s)]), capture_output=True, text=True)
+        vacuum = subprocess.run(visitseg("vacuum", "--output", str(out), "--retain-hours", "0", "--force", *set_args(*WRITER)), capture_output=True, text=True)
         if vacuum.returncode != 0:
             figures.problems.append(f"vacuum failed: {vacuum.stderr.strip().splitlines()[-1:]}")
         figures.files_removed_by_vacuum = sum(int(line.split("removed ")[1].split()[0].replace(",", "")) for line in vacuum.stdout.splitlines() if line.startswith("vacuum:"))

@@ -89,10 +89,10 @@ def journey_tables(visits: DataFrame, cfg: JourneysConfig, run_id: str, names: M
 
 
 def ordered_visits(visits: DataFrame, max_length: int) -> DataFrame:
-    """Per visit, in one sort by user: its cluster, conversion and attribute values, the user's previous
-    visit's cluster and the minutes since it, and at the user's first
-    purchase visit the clusters of the last `max_length` visits, whether earlier ones were cut, and the
-    days since the first visit. A visit without a user is a user of its own here, and `linked` is false."""
+    """Per visit, in one window over each user's visits (`user_order`): its cluster, conversion and attribute
+    values, the user's previous visit's cluster and the minutes since it, and at the user's first purchase
+    visit the clusters of the last `max_length` visits, whether earlier ones were cut, and the days since
+    the first visit. A visit without a user is a user of its own here, and `linked` is false."""
     user, cluster = F.col("user_key"), F.col("cluster_id")
     partition, order = user_order()
     in_order = Window.partitionBy(*partition).orderBy(*order)
