@@ -56,7 +56,7 @@ def tables(spark):
     # Written in the session's time zone, read back as the same instants: the medians are time-zone free.
     visits = spark.createDataFrame(VISITS, SCHEMA)
     names = dict([BROWSERS, CART, BUYERS])
-    return visits, journey_tables(visits.drop("segment"), JourneysConfig(max_path_length=2, top_attributes=1), "r1", names)
+    return visits, journey_tables(visits.drop("segment"), JourneysConfig(max_path_length=2, top_attributes=1), "r1", names).frames(spark)
 
 
 def test_transitions_count_every_visit_once_as_from_and_once_as_to(spark, tables):
@@ -119,7 +119,7 @@ def test_visits_persisted_in_user_order_are_walked_without_a_shuffle_or_sort_and
         plan = ordered_visits(visits, 2)._jdf.queryExecution().executedPlan().toString()
         above_the_cache = plan.split("InMemoryTableScan")[0]
         assert "Window" in above_the_cache and "Exchange" not in above_the_cache and "Sort [" not in above_the_cache, above_the_cache
-        walked = journey_tables(visits, JourneysConfig(max_path_length=2, top_attributes=1), "r1", dict([BROWSERS, CART, BUYERS]))
+        walked = journey_tables(visits, JourneysConfig(max_path_length=2, top_attributes=1), "r1", dict([BROWSERS, CART, BUYERS])).frames(spark)
         for name in (TRANSITIONS, PATHS, ATTRIBUTES):
             assert_df_equality(walked[name], expected[name], ignore_row_order=True)
     finally:

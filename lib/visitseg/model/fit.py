@@ -101,6 +101,8 @@ class Segmentation:
     selection: Selection
     features: UsableFeatures
     centres: list[CentreRow]  # cluster_id order
+    diagnostics: list[DiagnosticsRow]  # K order
+    kpis: list[KpiRow]  # per day and cluster
     model: PipelineModel
     segments: dict[int, tuple[int, str]]  # the model's raw cluster index → (cluster_id, segment name)
     tables: dict[str, DataFrame]  # labels, centres, diagnostics, daily mix and KPIs, lineage on a retrain
@@ -238,10 +240,11 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
         *grain.label_columns, "cluster_id", "segment", "distance_to_centroid", "margin", F.lit(run_id).alias("run_id")
     )
     kpis = daily_rows(profiled.per_day, {raw: cid for raw, (cid, _) in named.segments.items()}, dict(zip(named.ids, named.names)), run_id)
+    diagnostics = diagnostics_rows(selection, run_id)  # with rules: the comparison's sweep
     tables = {
         grain.labels_table: labels,
         CENTERS: centres_frame(spark, centres, grain.count_col, profiled.numeric),
-        DIAGNOSTICS: rows_frame(spark, diagnostics_rows(selection, run_id), DiagnosticsRow),  # with rules: the comparison's sweep
+        DIAGNOSTICS: rows_frame(spark, diagnostics, DiagnosticsRow),
         MIX_DAILY: rows_frame(spark, [k.mix() for k in kpis], MixRow),
         KPIS_DAILY: rows_frame(spark, kpis, KpiRow),
     }
@@ -259,6 +262,8 @@ def fit_segments(spark: SparkSession, cfg: Config, table: FeatureTable, stages: 
         selection=selection,
         features=prepared.features,
         centres=centres,
+        diagnostics=diagnostics,
+        kpis=kpis,
         model=PipelineModel(stages=[*prepared.preprocessing.stages, selection.kmeans]),
         segments=named.segments,
         tables=tables,

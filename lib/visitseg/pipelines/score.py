@@ -127,7 +127,8 @@ def score_and_monitor(
         monitoring = monitor(spark, visits.df, visits.rows, monitor_run_id, "visit_key", reference, segment_stats(daily, visits.rows), totals, cfg.monitor)
         facts.update(metrics=len(monitoring.rows), drifted=len(monitoring.drifted))
     with stages("journeys"):
-        journey_tables = journeys(assigned, cfg, monitor_run_id, dict(saved.segments.values()))
+        journey_rows = journeys(assigned, cfg, monitor_run_id, dict(saved.segments.values()))
+    journey_tables = journey_rows.frames(spark) if journey_rows else {}
     for name, df in {KPIS_DAILY: rows_frame(spark, daily, KpiRow), **monitoring.frames(spark), **journey_tables}.items():
         write_run_table(spark, out, monitor_run_id, writer, stages, name, df)
     return Scored(result, days, monitoring)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -40,21 +40,25 @@ class Journeys:
 
 
 def load_journeys(spark: SparkSession, output: str, run_id: str) -> Journeys:
-    """Small results only: K² + 2K transitions, the top paths, and the over-represented attribute values."""
+    """The run's rows of the three tables, as `selected` for the page."""
     present = delta.tables_under(output)
 
-    def rows(name: str, where=F.lit(True), order=(), limit: int | None = None) -> list[dict[str, Any]]:
+    def rows(name: str, where=F.lit(True)) -> list[dict[str, Any]]:
         if name not in present:
             return []
-        table = delta.read_table(spark, f"{output}/{name}").filter((F.col(RUN_ID) == run_id) & where)
-        table = table.orderBy(*order) if order else table
-        return [r.asDict() for r in (table.limit(limit) if limit else table).collect()]
+        return [r.asDict() for r in delta.read_table(spark, f"{output}/{name}").filter((F.col(RUN_ID) == run_id) & where).collect()]
 
-    over = (F.col("lift") >= OVER_REPRESENTED_LIFT) & (F.col("visits") >= OVER_REPRESENTED_VISITS) & (F.col("value") != OTHER)
+    return selected(rows(TRANSITIONS), rows(PATHS, F.col("rank") <= TOP_PATHS), rows(ATTRIBUTES))
+
+
+def selected(transitions: Sequence[dict], paths: Sequence[dict], attributes: Sequence[dict]) -> Journeys:
+    """Small results only: the K² + 2K transitions by from- and to-segment, the top TOP_PATHS paths, and
+    each segment's over-represented attribute values, most lifted first; from the tables or the run's rows."""
+    over = [r for r in attributes if r["lift"] >= OVER_REPRESENTED_LIFT and r["visits"] >= OVER_REPRESENTED_VISITS and r["value"] != OTHER]
     return Journeys(
-        transitions=rows(TRANSITIONS, order=("from_segment", "to_segment")),
-        paths=rows(PATHS, order=("rank",), limit=TOP_PATHS),
-        attributes=rows(ATTRIBUTES, over, order=("cluster_id", F.desc("lift"), "attribute", "value")),
+        transitions=sorted(transitions, key=lambda r: (r["from_segment"], r["to_segment"])),
+        paths=sorted((r for r in paths if r["rank"] <= TOP_PATHS), key=lambda r: r["rank"]),
+        attributes=sorted(over, key=lambda r: (r["cluster_id"], -r["lift"], r["attribute"], r["value"])),
     )
 
 

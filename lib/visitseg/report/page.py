@@ -1,9 +1,11 @@
 """The run's report page: `DIR/reports/<run_id>/report.html`, one self-contained file for people.
 
-Built from the Delta tables alone (`runs`, `cluster_centers`, `k_diagnostics`, `segment_kpis_daily`, the
-labels and the journey tables), so `visitseg report` can draw it for any past run, and what the page says is what the tables
-hold. Only small results reach the driver: K centres, one row per K, days × K daily rows and a few
-example keys per segment.
+What the page says is what the tables hold: `visitseg report` draws it for any past run from the Delta
+tables alone (`runs`, `cluster_centers`, `k_diagnostics`, `segment_kpis_daily`, `drift`, the labels and
+the journey tables), and `visitseg run` draws it from the same rows as it writes them (`ReportData.of`
+orders both alike, so both give the same bytes), without reading eight small tables back (~2 s). Only
+small results reach the driver: K centres, one row per K, days × K daily rows and a few example keys per
+segment.
 
 The page runs no script and asks for nothing: the charts are inline SVG (`charts`), the style is inline,
 and a Content-Security-Policy forbids any request, so it opens offline and can be mailed.
@@ -12,7 +14,6 @@ and a Content-Security-Policy forbids any request, so it opens offline and can b
 from __future__ import annotations
 
 import dataclasses
-
 import datetime as dt
 import json
 import logging
@@ -21,18 +22,20 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from pyspark.sql import SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from visitseg.core.errors import ConfigError
+from visitseg.features.grains import GRAINS
+from visitseg.model.fit import Segmentation
+from visitseg.monitor.drift import Monitoring
+from visitseg.monitor.journeys import JourneyRows
 from visitseg.report import charts
-from visitseg.report.journeys import Journeys, card_lifts, journeys_section, load_journeys
+from visitseg.report.journeys import Journeys, card_lifts, journeys_section, load_journeys, selected
 from visitseg.report.markup import amount, esc, facts_table, figure, label, money, num, pct, section, value_or, when
 from visitseg.storage import delta
-from visitseg.core.errors import ConfigError
 from visitseg.storage.files import write_text
-from visitseg.storage.tables import RUN_ID
-from visitseg.features.grains import GRAINS
-from visitseg.storage.tables import DRIFT, newest_run
+from visitseg.storage.tables import DRIFT, RUN_ID, RunRecord, newest_run
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +46,30 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 @dataclass(frozen=True)
 class ReportData:
-    """Everything the page shows, as read from the output's tables."""
+    """Everything the page shows: the run's rows of its tables, in the page's order (`of`)."""
 
     run: dict[str, Any]  # the `runs` row
     centres: list[dict[str, Any]]  # `cluster_centers` rows, cluster_id order
     diagnostics: list[dict[str, Any]]  # `k_diagnostics` rows, K order
-    daily: list[dict[str, Any]]  # `segment_kpis_daily` rows
+    daily: list[dict[str, Any]]  # `segment_kpis_daily` rows, by day then cluster_id
     examples: dict[int, list[str]]  # cluster_id → the keys nearest its centre
     drift: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # `drift` rows of the run (none: no reference run)
     journeys: Journeys = dataclasses.field(default_factory=Journeys)
+
+    @classmethod
+    def of(cls, run: dict[str, Any], centres: Sequence[dict], diagnostics: Sequence[dict], daily: Sequence[dict], examples: dict[int, list[str]],
+           drift: Sequence[dict], journeys: Journeys) -> "ReportData":
+        """The page's data from a run's rows in any order, whether read back from the tables (`visitseg
+        report`) or held by the run that wrote them: one ordering, so both give the same bytes."""
+        return cls(
+            run=run,
+            centres=sorted(centres, key=lambda r: r["cluster_id"]),
+            diagnostics=sorted(diagnostics, key=lambda r: r["k"]),
+            daily=sorted(daily, key=lambda r: (r["visit_date"], r["cluster_id"])),
+            examples=examples,
+            drift=sorted(drift, key=lambda r: (r["kind"], r["name"], r["metric"])),
+            journeys=journeys,
+        )
 
     @property
     def days(self) -> list[dt.date]:
@@ -70,8 +88,11 @@ def write_report(spark: SparkSession, output: str, run_id: str | None = None) ->
     """Read a run's tables (the newest run when run_id is None), render the page, return its path."""
     started = time.perf_counter()
     data = load_report_data(spark, output, run_id)
+    return write_page(output, data, render(data), started)
+
+
+def write_page(output: str, data: ReportData, page: str, started: float) -> str:
     path = report_path(output, data.run[RUN_ID])
-    page = render(data)
     write_text(path, page)
     log.info("report: %s, %.0f kB, %.1fs", path, len(page.encode()) / 1e3, time.perf_counter() - started)
     return path
@@ -92,30 +113,49 @@ def load_report_data(spark: SparkSession, output: str, run_id: str | None) -> Re
     run = rows[0].asDict()
     grain = GRAINS[run["grain"]]
 
-    def rows_of(name: str, order: Sequence[str]) -> list[dict[str, Any]]:
-        table = delta.read_table(spark, f"{output}/{name}").filter(F.col(RUN_ID) == run[RUN_ID])
-        return [r.asDict() for r in table.orderBy(*order).collect()]
+    def rows_of(name: str) -> list[dict[str, Any]]:
+        return [r.asDict() for r in delta.read_table(spark, f"{output}/{name}").filter(F.col(RUN_ID) == run[RUN_ID]).collect()]
 
     labels = delta.read_table(spark, f"{output}/{grain.labels_table}").filter(F.col(RUN_ID) == run[RUN_ID])
-    # The keys nearest each centre: the segment's most typical visits (for rules, no distance: key order).
-    nearest = Window.partitionBy("cluster_id").orderBy(F.col("distance_to_centroid").asc_nulls_last(), F.col(grain.key))
+    return ReportData.of(
+        run=run,
+        centres=rows_of("cluster_centers"),
+        diagnostics=rows_of("k_diagnostics"),
+        daily=rows_of("segment_kpis_daily"),
+        examples=nearest_examples(labels, grain.key),
+        drift=rows_of(DRIFT) if DRIFT in delta.tables_under(output) else [],
+        journeys=load_journeys(spark, output, run[RUN_ID]),
+    )
+
+
+def run_report_data(record: RunRecord, seg: Segmentation, monitoring: Monitoring, journeys: JourneyRows | None, examples: dict[int, list[str]]) -> ReportData:
+    """The page's data from the rows a run writes, without reading them back."""
+    rows = lambda records: [dataclasses.asdict(r) for r in records]  # noqa: E731
+    count_col = GRAINS[record.grain].count_col
+    return ReportData.of(
+        run=dataclasses.asdict(record),
+        centres=[c.columns(count_col) for c in seg.centres],
+        diagnostics=rows(seg.diagnostics),
+        daily=rows(seg.kpis),
+        examples=examples,
+        drift=rows(monitoring.rows),
+        journeys=selected(rows(journeys.transitions), rows(journeys.paths), rows(journeys.attributes)) if journeys else Journeys(),
+    )
+
+
+def nearest_examples(labels: DataFrame, key: str) -> dict[int, list[str]]:
+    """cluster_id → the keys nearest its centre in a run's labels: the segment's most typical visits (for
+    rules, no distance: key order). Small: EXAMPLES_PER_SEGMENT keys per segment."""
+    nearest = Window.partitionBy("cluster_id").orderBy(F.col("distance_to_centroid").asc_nulls_last(), F.col(key))
     examples: dict[int, list[str]] = {}
     for r in (
-        labels.select("cluster_id", grain.key, F.row_number().over(nearest).alias("rank"))
+        labels.select("cluster_id", key, F.row_number().over(nearest).alias("rank"))
         .filter(F.col("rank") <= EXAMPLES_PER_SEGMENT)
         .orderBy("cluster_id", "rank")
         .collect()
     ):
-        examples.setdefault(r["cluster_id"], []).append(r[grain.key])
-    return ReportData(
-        run=run,
-        centres=rows_of("cluster_centers", ["cluster_id"]),
-        diagnostics=rows_of("k_diagnostics", ["k"]),
-        daily=rows_of("segment_kpis_daily", ["visit_date", "cluster_id"]),
-        examples=examples,
-        drift=rows_of(DRIFT, ["kind", "name", "metric"]) if DRIFT in delta.tables_under(output) else [],
-        journeys=load_journeys(spark, output, run[RUN_ID]),
-    )
+        examples.setdefault(r["cluster_id"], []).append(r[key])
+    return examples
 
 
 # ---- rendering: plain functions of ReportData → HTML text ------------------------------------------
