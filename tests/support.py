@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import json
+import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -73,3 +74,22 @@ def writer_overrides(writer: str) -> list[str]:
     if not delta_jars():
         pytest.skip(NO_DELTA_JARS)
     return ["--set", "output.delta_writer=native", "--set", f"spark.conf.spark.jars={json.dumps(','.join(delta_jars()))}"]
+
+
+def started(command: list[str], log: Path, **popen) -> subprocess.Popen:
+    """A process whose output goes to `log` (a pipe would fill and stall it while others run): the tests
+    that need several fresh JVMs start them together, since each spends most of its time waiting."""
+    with log.open("w") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def succeeded(process: subprocess.Popen, log: Path, timeout: float = 900) -> str:
+    """Wait for `process`; its log, or a failure that quotes the log's end."""
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    text = log.read_text()
+    assert code == 0, f"{process.args[:4]} exited {code}: {text[-5000:]}"
+    return text
