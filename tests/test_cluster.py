@@ -24,7 +24,7 @@ from deltalake import DeltaTable
 from visitseg.ingest import sample_data
 from visitseg.cli import main
 
-from support import delta_jars
+from support import delta_jars, started, succeeded
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -92,6 +92,14 @@ def test_packaged_job_on_a_standalone_cluster_matches_local_mode(cluster, spark,
     artifact = subprocess.run(["bash", str(ROOT / "scripts" / "package.sh"), str(tmp_path / "dist")], check=True,
                               capture_output=True, text=True).stdout.strip().splitlines()[-1]
 
+    # Local mode on 1 and 4 cores (each needs a JVM of its own) runs beside the cluster's job: all three spend
+    # most of their time waiting on short jobs, and the comparison does not depend on how they overlap.
+    local = {
+        cores: started([sys.executable, "-c", "import sys; from visitseg.cli import main; sys.exit(main())", "run", "--input-format", "ga360",
+                        "--input", str(data), "--output", str(tmp_path / f"local{cores}"), *ARGS, "--set", f"spark.master=local[{cores}]"],
+                       tmp_path / f"local{cores}.log", env=env, cwd=tmp_path)
+        for cores in (1, 4)
+    }
     native = ["--jars", ",".join(delta_jars())] if delta_jars() else []
     submit = subprocess.run(
         [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master, "--py-files", artifact, *native,
@@ -107,13 +115,8 @@ def test_packaged_job_on_a_standalone_cluster_matches_local_mode(cluster, spark,
     written_by = DeltaTable(str(tmp_path / "cluster" / "runs")).to_pyarrow_table().column("delta_writer").to_pylist()
     assert written_by == ["native" if native else "deltalake"]
     assert main(["run", "--input-format", "ga360", "--input", str(data), "--output", str(tmp_path / "local2"), *ARGS]) == 0
-    for cores in (1, 4):  # other core counts need their own JVM
-        local = subprocess.run(
-            [sys.executable, "-c", "import sys; from visitseg.cli import main; sys.exit(main())", "run", "--input-format", "ga360",
-             "--input", str(data), "--output", str(tmp_path / f"local{cores}"), *ARGS, "--set", f"spark.master=local[{cores}]"],
-            env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
-        )
-        assert local.returncode == 0, local.stderr[-5000:]
+    for cores, process in local.items():
+        succeeded(process, tmp_path / f"local{cores}.log")
 
     def outputs(out):
         labels = DeltaTable(str(out / "session_clusters")).to_pyarrow_table().to_pandas().set_index("visit_key").sort_index()

@@ -15,6 +15,8 @@ from deltalake import DeltaTable
 
 from visitseg.ingest import sample_data
 
+from support import started, succeeded
+
 TABLES = {
     "visit_features": ["visit_key"],
     "session_clusters": ["visit_key"],
@@ -30,13 +32,12 @@ SAME_SECTIONS = ("segments", "profiles", "journeys", "k", "daily")
 RUN = "import sys; from visitseg.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def run_in_zone(input_path: Path, fmt: str, output: Path, zone: str) -> None:
+def run_in_zone(input_path: Path, fmt: str, output: Path, zone: str) -> subprocess.Popen:
     env = {**os.environ, "TZ": zone, "SPARK_LOCAL_IP": "127.0.0.1"}
     args = ["run", "--input-format", fmt, "--input", str(input_path), "--output", str(output), "--set", "run.run_id=tz",
             "--set", "model.k_min=3", "--set", "model.k_max=4", "--set", "spark.master=local[2]",
             "--set", f'spark.conf.spark.sql.session.timeZone="{zone}"', "--set", 'spark.conf.spark.ui.enabled="false"']
-    done = subprocess.run([sys.executable, "-c", RUN, *args], env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    return started([sys.executable, "-c", RUN, *args], output.parent / f"{output.name}.log", env=env)
 
 
 def table(output: Path, name: str, keys: list[str]) -> pd.DataFrame:
@@ -47,8 +48,9 @@ def table(output: Path, name: str, keys: list[str]) -> pd.DataFrame:
 @pytest.mark.parametrize("fmt", ["events"])  # the one format whose dates come from instants (GA's carry their own date)
 def test_a_los_angeles_process_writes_the_tables_a_utc_process_writes(spark, tmp_path, fmt):
     sample_data.write_sample(spark, fmt, str(tmp_path / "input"), 500, days=3, seed=11)
-    run_in_zone(tmp_path / "input", fmt, tmp_path / "utc", "UTC")
-    run_in_zone(tmp_path / "input", fmt, tmp_path / "la", "America/Los_Angeles")
+    runs = [run_in_zone(tmp_path / "input", fmt, tmp_path / zone, name) for zone, name in (("utc", "UTC"), ("la", "America/Los_Angeles"))]
+    for process, zone in zip(runs, ("utc", "la")):
+        succeeded(process, tmp_path / f"{zone}.log")
     for name, keys in TABLES.items():
         utc, la = table(tmp_path / "utc", name, keys), table(tmp_path / "la", name, keys)
         assert len(utc) > 0, name
