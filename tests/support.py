@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -93,3 +97,21 @@ def succeeded(process: subprocess.Popen, log: Path, timeout: float = 900) -> str
     text = log.read_text()
     assert code == 0, f"{process.args[:4]} exited {code}: {text[-5000:]}"
     return text
+
+
+def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:
+    """`visitseg ARGS` in a process group of its own (so SIGKILL to the group takes its JVM too), output to `log`."""
+    command = [str(Path(sys.executable).parent / "visitseg"), *args]
+    with log.open("w") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_when_logged(process: subprocess.Popen, log: Path, line: str, timeout: float = 600) -> None:
+    """SIGKILL to the process group (Python driver and JVM) as soon as `line` is in its log."""
+    deadline = time.monotonic() + timeout
+    while line not in log.read_text():
+        assert process.poll() is None, f"ended (exit {process.returncode}) before logging {line!r}: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {line!r} after {timeout} s"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -1,13 +1,13 @@
-"""A small version of scripts/chaos.py through the jar-free writer: a kill -9 trial of a run and one of a
-score, and a same-run-id pair, each checked by the script (tables read back, no half-visible run, no
-duplicate, one copy, no orphan). Concurrent runs of different run ids race in tests/test_concurrency.py
-(four writers into one new table, per writer); `scripts/chaos.py` runs them as processes.
+"""A small version of scripts/chaos.py through the jar-free writer, on the Spark 4 line: a kill -9 trial
+at a random moment of a run and one of a score, and a same-run-id pair, each checked by the script
+(tables read back, no half-visible run, no duplicate, one copy, no orphan). Concurrent runs of different
+run ids race in tests/test_concurrency.py (four writers into one new table, per writer); `scripts/chaos.py`
+runs them as processes.
 
-The same trial through Spark's own Delta writer (`scripts/chaos.py --writer native`) passed on both lines
-(docs/development.md), but costs 10-13 min a line here (each fresh process with the Delta jars ~1 min):
-more than CI's budget allows. `make test` proves the native writer under kill -9 with the incremental
-score's kill trial (tests/test_incremental.py), its concurrent commits in tests/test_concurrency.py and
-tests/test_delta.py, and a cluster's native writes in tests/test_cluster.py, on both lines.
+The script's full trial through Spark's own Delta writer (`scripts/chaos.py --writer native`) passed on
+both lines (docs/development.md), but costs 10-13 min a line here (each fresh process with the Delta jars
+~1 min): more than CI's budget allows. `make test` kills through that writer on both lines in
+tests/test_run_kill.py (a run) and tests/test_incremental.py (an incremental score).
 """
 
 from __future__ import annotations

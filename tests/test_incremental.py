@@ -8,12 +8,7 @@ with a batch `visitseg score` of the same files.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from support import NOT_CRASH_TRIALS_LINE, ON_CRASH_TRIALS_LINE, writer_overrides
+from support import NOT_CRASH_TRIALS_LINE, ON_CRASH_TRIALS_LINE, kill_when_logged, visitseg_process, writer_overrides
 
 from visitseg.ingest import sample_data
 from visitseg.cli import main
@@ -219,22 +214,6 @@ def test_a_batch_committed_before_its_checkpoint_is_replayed_without_writing_aga
 # source's (txnAppId / txnVersion). scripts/chaos.py kills `run` and `score` at random moments.
 KILL_TRIALS = {"ga4": "deltalake", "events": "native"}
 SCORES_COMMITTED = "stage write session_scores: done"
-
-
-def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:
-    command = [str(Path(sys.executable).parent / "visitseg"), *args]
-    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def kill_when_logged(process: subprocess.Popen, log: Path, line: str, timeout: float = 600) -> None:
-    """SIGKILL to the process group (Python driver and JVM) as soon as `line` is in its log."""
-    deadline = time.monotonic() + timeout
-    while line not in log.read_text():
-        assert process.poll() is None, f"ended (exit {process.returncode}) before logging {line!r}: {log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {line!r} after {timeout} s"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def test_a_kill_between_a_batchs_commits_then_a_rerun_scores_every_visit_once(sample, tmp_path):

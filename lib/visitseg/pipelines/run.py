@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from visitseg.core.config import Config
 from visitseg.core.spark import StageLog
@@ -34,7 +33,7 @@ from visitseg.storage import delta
 from visitseg.storage.catalog import check_catalog, register_tables
 from visitseg.storage.files import write_json
 from visitseg.storage.runlock import run_lock
-from visitseg.storage.tables import RUN_ID, RUNS, SCHEMAS, RunRecord, rows_frame, write_run_table
+from visitseg.storage.tables import RUNS, SCHEMAS, RunRecord, rows_frame, write_run_table
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def run_job(spark: SparkSession, cfg: Config) -> RunSummary:
         tables[RUNS] = write_run_table(spark, out, run_id, writer, stages, RUNS, rows_frame(spark, [record], RunRecord)).path
         # The page `visitseg report` would draw from the tables just written, from the rows they were written from.
         drawing = time.perf_counter()
-        examples = nearest_examples(delta.read_table(spark, tables[GRAINS[grain].labels_table]).filter(F.col(RUN_ID) == run_id), GRAINS[grain].key)
+        examples = nearest_examples(spark, tables[GRAINS[grain].labels_table], run_id, GRAINS[grain].key)
         data = run_report_data(record, seg, monitoring, journey_rows, examples)
         page_path = write_page(out, data, render(data), drawing)
         register_tables(spark, out, cfg.output.catalog_database)

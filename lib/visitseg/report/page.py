@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from visitseg.core.errors import ConfigError
@@ -116,13 +116,12 @@ def load_report_data(spark: SparkSession, output: str, run_id: str | None) -> Re
     def rows_of(name: str) -> list[dict[str, Any]]:
         return [r.asDict() for r in delta.read_table(spark, f"{output}/{name}").filter(F.col(RUN_ID) == run[RUN_ID]).collect()]
 
-    labels = delta.read_table(spark, f"{output}/{grain.labels_table}").filter(F.col(RUN_ID) == run[RUN_ID])
     return ReportData.of(
         run=run,
         centres=rows_of("cluster_centers"),
         diagnostics=rows_of("k_diagnostics"),
         daily=rows_of("segment_kpis_daily"),
-        examples=nearest_examples(labels, grain.key),
+        examples=nearest_examples(spark, f"{output}/{grain.labels_table}", run[RUN_ID], grain.key),
         drift=rows_of(DRIFT) if DRIFT in delta.tables_under(output) else [],
         journeys=load_journeys(spark, output, run[RUN_ID]),
     )
@@ -130,7 +129,9 @@ def load_report_data(spark: SparkSession, output: str, run_id: str | None) -> Re
 
 def run_report_data(record: RunRecord, seg: Segmentation, monitoring: Monitoring, journeys: JourneyRows | None, examples: dict[int, list[str]]) -> ReportData:
     """The page's data from the rows a run writes, without reading them back."""
-    rows = lambda records: [dataclasses.asdict(r) for r in records]  # noqa: E731
+    def rows(records: Sequence[Any]) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(r) for r in records]
+
     count_col = GRAINS[record.grain].count_col
     return ReportData.of(
         run=dataclasses.asdict(record),
@@ -143,9 +144,10 @@ def run_report_data(record: RunRecord, seg: Segmentation, monitoring: Monitoring
     )
 
 
-def nearest_examples(labels: DataFrame, key: str) -> dict[int, list[str]]:
-    """cluster_id → the keys nearest its centre in a run's labels: the segment's most typical visits (for
-    rules, no distance: key order). Small: EXAMPLES_PER_SEGMENT keys per segment."""
+def nearest_examples(spark: SparkSession, labels_path: str, run_id: str, key: str) -> dict[int, list[str]]:
+    """cluster_id → the keys nearest its centre in the run's rows of a labels table: the segment's most
+    typical visits (for rules, no distance: key order). Small: EXAMPLES_PER_SEGMENT keys per segment."""
+    labels = delta.read_table(spark, labels_path).filter(F.col(RUN_ID) == run_id)
     nearest = Window.partitionBy("cluster_id").orderBy(F.col("distance_to_centroid").asc_nulls_last(), F.col(key))
     examples: dict[int, list[str]] = {}
     for r in (
