@@ -27,7 +27,8 @@ On one planted GA360 sample (generated once), into one output folder:
 7. Two runs with the same run id started at once: one lands, the other exits 2 with RunInProgressError
    before writing anything, and the run's tables hold one copy.
 
-Prints the figures and exits 1 if any check failed. tests/test_chaos.py runs a small version in CI.
+Prints the figures and exits 1 if any check failed. `make test` kills a run and an incremental score
+between two commits (tests/test_run_kill.py, tests/test_incremental.py); this script is the fuller trial, by hand.
 """
 
 from __future__ import annotations
