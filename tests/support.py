@@ -100,9 +100,7 @@ def succeeded(process: subprocess.Popen, log: Path, timeout: float = 900) -> str
 
 def visitseg_process(args: list[str], log: Path) -> subprocess.Popen:
     """`visitseg ARGS` in a process group of its own (so SIGKILL to the group takes its JVM too), output to `log`."""
-    command = [str(Path(sys.executable).parent / "visitseg"), *args]
-    with log.open("w") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return started([str(Path(sys.executable).parent / "visitseg"), *args], log, start_new_session=True)
 
 
 def kill_when_logged(process: subprocess.Popen, log: Path, line: str, timeout: float = 600) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from support import NOT_CRASH_TRIALS_LINE, ON_CRASH_TRIALS_LINE, kill_when_logged, visitseg_process, writer_overrides
+from support import NOT_CRASH_TRIALS_LINE, ON_CRASH_TRIALS_LINE, kill_when_logged, succeeded, visitseg_process, writer_overrides
 from visitseg.ingest import sample_data
 
 RUN_TABLES = ("visit_features", "session_clusters", "cluster_centers", "k_diagnostics", "cluster_mix_daily", "segment_kpis_daily", "segment_transitions")
@@ -42,11 +42,10 @@ def test_a_run_killed_between_its_commits_is_invisible_and_its_rerun_lands_once(
     committed = table(out, "visit_features")
     assert len(committed) > 0 and committed.visit_key.is_unique
 
-    rerun = visitseg_process(args, tmp_path / "rerun.log")
-    assert rerun.wait(timeout=900) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
-    assert table(out, "runs").run_id.tolist() == ["k"]
+    succeeded(visitseg_process(args, tmp_path / "rerun.log"), tmp_path / "rerun.log")
+    runs = table(out, "runs")
+    assert runs.run_id.tolist() == ["k"] and runs.delta_writer.tolist() == [writer]
     assert all(set(table(out, name).run_id) == {"k"} for name in RUN_TABLES)
     features, labels = table(out, "visit_features"), table(out, "session_clusters")
     assert features.visit_key.is_unique and labels.visit_key.is_unique
     assert set(features.visit_key) == set(labels.visit_key) == set(committed.visit_key)
-    assert table(out, "runs").delta_writer.tolist() == [writer]
