@@ -51,7 +51,7 @@ def test_no_secret_in_any_file_the_run_writes_or_in_its_log(spark, tmp_path):
     args = [
         "run", "--input-format", "ga360", "--input", str(data), "--output", str(out), "--config", str(config),
         "--set", f"spark.conf.spark.hadoop.fs.s3a.secret.key={SET_SECRET}",
-        "--set", "run.run_id=secrets", "--set", "model.k_min=2", "--set", "model.k_max=4",
+        "--set", "run.run_id=secrets", "--set", "model.k_min=2", "--set", "model.k_max=2",
     ]
     # Its own process, as a user runs it: the log is everything it prints, the JVM's lines included.
     done = subprocess.run([sys.executable, "-c", "import sys; from visitseg.cli import main; sys.exit(main())", *args], capture_output=True, text=True, timeout=600)

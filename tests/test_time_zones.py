@@ -35,7 +35,7 @@ RUN = "import sys; from visitseg.cli import main; sys.exit(main(sys.argv[1:]))"
 def run_in_zone(input_path: Path, fmt: str, output: Path, zone: str) -> subprocess.Popen:
     env = {**os.environ, "TZ": zone, "SPARK_LOCAL_IP": "127.0.0.1"}
     args = ["run", "--input-format", fmt, "--input", str(input_path), "--output", str(output), "--set", "run.run_id=tz",
-            "--set", "model.k_min=3", "--set", "model.k_max=4", "--set", "spark.master=local[2]",
+            "--set", "model.k_min=3", "--set", "model.k_max=3", "--set", "spark.master=local[2]",
             "--set", f'spark.conf.spark.sql.session.timeZone="{zone}"', "--set", 'spark.conf.spark.ui.enabled="false"']
     return started([sys.executable, "-c", RUN, *args], output.parent / f"{output.name}.log", env=env)
 
