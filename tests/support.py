@@ -31,6 +31,11 @@ def make_config(input_format: str = "", path: str = "", output: str = "", overri
     return with_values(cfg, **base)
 
 
+def one_k(k: int) -> list[str]:
+    """`--set` arguments for a sweep of K = k alone: for tests whose subject is not the K rule."""
+    return ["--set", f"model.k_min={k}", "--set", f"model.k_max={k}"]
+
+
 def write_json_lines(path: Path, records: list[dict]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -47,7 +52,6 @@ CRASH_TRIALS_LINE = "4"
 # lock, the staging folder, the order of the commits. So they run on one line, and each other line keeps
 # the one trial whose outcome goes through that line's Delta jars: the incremental score's kill through
 # Spark's own Delta writer, whose replay rests on Delta's transaction ids. `scripts/chaos.py` runs them all.
-ON_CRASH_TRIALS_LINE = pyspark.__version__.split(".")[0] == CRASH_TRIALS_LINE
 NOT_CRASH_TRIALS_LINE = (
     f"kill -9 trials run on the Spark {CRASH_TRIALS_LINE} line only (the run lock, staging and commit order they prove do not depend "
     f"on the line); on every line the incremental score's kill trial runs through Spark's own Delta writer; "
@@ -58,6 +62,7 @@ NOT_CRASH_TRIALS_LINE = (
 # Spark's native Delta writer: `scripts/fetch_delta_jars.sh` (run by `make test` through scripts/setup.sh)
 # fetches the Delta jars of the line with Maven; the test session starts with them (conftest.py).
 SPARK_LINE = "4" if pyspark.__version__.startswith("4.") else "3.5"
+ON_CRASH_TRIALS_LINE = SPARK_LINE == CRASH_TRIALS_LINE
 DELTA_JARS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "delta-jars" / f"spark-{SPARK_LINE}"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from support import NO_DELTA_JARS, delta_jars
+from support import NO_DELTA_JARS, delta_jars, one_k
 from visitseg.cli import main
 from visitseg.core.errors import ConfigError
 from visitseg.core.spark import session_has_delta
@@ -20,7 +20,7 @@ from visitseg.ingest import sample_data
 from visitseg.storage.catalog import register_tables
 
 N_VISITS = 600
-K_RANGE = ["--set", "model.k_min=3", "--set", "model.k_max=3"]  # one K: what is tested is the registration, not the sweep
+K_RANGE = one_k(3)  # what is tested is the registration, not the sweep
 
 
 def counts_by_segment(output: Path, run_id: str) -> dict[str, int]:

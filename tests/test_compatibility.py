@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
+from support import SPARK_LINE
 
-import pyspark
 from visitseg.cli import main
 from visitseg.ingest import sample_data
 
@@ -45,7 +45,7 @@ def old_package(root: Path) -> Path:
 
 # One Spark line is enough: what is tested is the output's layout and the model's files, not Spark.
 pytestmark = pytest.mark.skipif(
-    pyspark.__version__.split(".")[0] != "4", reason="runs on the Spark 4 line only: the output's layout and model files do not depend on the line"
+    SPARK_LINE != "4", reason="runs on the Spark 4 line only: the output's layout and model files do not depend on the line"
 )
 
 

@@ -17,6 +17,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 from scipy.spatial.distance import jensenshannon
+from support import one_k
 
 from visitseg.monitor import drift
 from visitseg.ingest import sample_data
@@ -26,7 +27,6 @@ from visitseg.model.assign import RAW_CLUSTER
 from visitseg.cli import main
 
 N_VISITS = 1500
-ONE_K = ["--set", "model.k_min=5", "--set", "model.k_max=5"]  # drift is under test, not the sweep: the sweep fits only the final K
 TIME_FEATURES = {"time_on_site_sec", "time_on_site_sec_per_pageview", "engagement_time_sec"}
 
 
@@ -71,7 +71,7 @@ def inputs(spark, tmp_path_factory):
 
 def run(root: Path, name: str, run_id: str, *extra: str) -> int:
     return main(["run", "--input-format", "ga360", "--input", str(root / name), "--output", str(root / "out"),
-                 "--set", f"run.run_id={run_id}", "--set", "model.k_final=5", *ONE_K, *extra])
+                 "--set", f"run.run_id={run_id}", "--set", "model.k_final=5", *one_k(5), *extra])  # drift is under test, not the sweep
 
 
 def drift_of(root: Path, run_id: str) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
+from support import one_k
 
 from visitseg.ingest import sample_data
 from visitseg.cli import main
@@ -42,7 +43,7 @@ def test_a_retrain_keeps_ids_and_gives_a_new_behaviour_a_new_id(spark, tmp_path)
     out = str(tmp_path / "out")
 
     def run(input_path, run_id, k):
-        args = ["run", "--input-format", "ga360", "--input", input_path, "--output", out, "--set", f"run.run_id={run_id}", "--set", f"model.k_final={k}", "--set", f"model.k_min={k}", "--set", f"model.k_max={k}"]
+        args = ["run", "--input-format", "ga360", "--input", input_path, "--output", out, "--set", f"run.run_id={run_id}", "--set", f"model.k_final={k}", *one_k(k)]
         assert main(args) == 0
 
     run(str(tmp_path / "without"), "first", 4)

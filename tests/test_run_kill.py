@@ -17,11 +17,10 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from support import NOT_CRASH_TRIALS_LINE, ON_CRASH_TRIALS_LINE, kill_when_logged, succeeded, visitseg_process, writer_overrides
+from support import NOT_CRASH_TRIALS_LINE, ON_CRASH_TRIALS_LINE, kill_when_logged, one_k, succeeded, visitseg_process, writer_overrides
 from visitseg.ingest import sample_data
 
 RUN_TABLES = ("visit_features", "session_clusters", "cluster_centers", "k_diagnostics", "cluster_mix_daily", "segment_kpis_daily", "segment_transitions")
-ONE_K = ["--set", "model.k_min=3", "--set", "model.k_max=3"]  # the writes are under test, not the K rule
 FEATURES_COMMITTED = "stage write visit_features: done"
 
 
@@ -36,7 +35,7 @@ def test_a_run_killed_between_its_commits_is_invisible_and_its_rerun_lands_once(
     overrides = writer_overrides(writer)
     sample_data.write_sample(spark, "ga360", str(tmp_path / "input"), 600, days=3, seed=9, file_format="json")
     out = tmp_path / "out"
-    args = ["run", "--input-format", "ga360", "--input", str(tmp_path / "input"), "--output", str(out), "--set", "run.run_id=k", *ONE_K, *overrides]
+    args = ["run", "--input-format", "ga360", "--input", str(tmp_path / "input"), "--output", str(out), "--set", "run.run_id=k", *one_k(3), *overrides]  # the writes are under test, not the K rule
     killed = visitseg_process(args, tmp_path / "killed.log")
     kill_when_logged(killed, tmp_path / "killed.log", FEATURES_COMMITTED)
     assert not (out / "runs").exists() and not (out / "models" / "k").exists()  # not listed: BI's views and `score --model latest` cannot see it
