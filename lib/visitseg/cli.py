@@ -31,7 +31,7 @@ from visitseg.pipelines.score import ScoreSummary, score_job
 from visitseg.report.page import write_report
 from visitseg.storage.retention import drop_runs
 from visitseg.storage.runlock import run_lock
-from visitseg.core.spark import StageLog, build_session
+from visitseg.core.spark import StageLog, command_session
 from visitseg.storage.tables import write_run_table
 
 log = logging.getLogger("visitseg")
@@ -278,18 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("VISITSEG_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    spark = None
-    owns_session = SparkSession.getActiveSession() is None
     try:
         cfg = resolve_config(args)
         mask_logs(cfg.secrets())  # before the first line that could carry one
         log.info("visitseg %s (from %s) %s, config: %s", __version__, os.path.dirname(__file__), args.command, cfg.to_json())
-        spark = build_session(cfg.spark)
-        COMMANDS[args.command](spark, cfg, args)
+        with command_session(cfg.spark) as spark:
+            COMMANDS[args.command](spark, cfg, args)
     except VisitsegError as exc:
         print(f"visitseg: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
-    finally:
-        if spark is not None and owns_session:
-            spark.stop()
     return 0

@@ -22,7 +22,9 @@ from pyspark import SparkConf, SparkContext, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from visitseg.core import class_archive
 from visitseg.core.arrow_types import to_arrow_schema
+from visitseg.core.class_archive import ClassArchive
 from visitseg.core.config import SparkConfig
 from visitseg.core.redact import SECRET_KEY
 from visitseg.core.versions import spark_line
@@ -34,7 +36,28 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
 def build_session(cfg: SparkConfig) -> SparkSession:
-    """Create (or join, under spark-submit) the session, with Delta configured when its jars exist."""
+    """Create (or join, under spark-submit) the session, with Delta configured when its jars exist. A JVM
+    it starts maps the class archive when one exists, but never writes one (`command_session` does)."""
+    return _session(cfg, write_class_archive=False)[0]
+
+
+@contextlib.contextmanager
+def command_session(cfg: SparkConfig) -> Iterator[SparkSession]:
+    """The session of one visitseg command, stopped when the command ends (unless it was running before:
+    a caller's own). A JVM the command starts without a class archive writes one at its exit, which
+    this waits for (`class_archive.publish`)."""
+    owns = SparkSession.getActiveSession() is None
+    spark, archive = _session(cfg, write_class_archive=owns)
+    try:
+        yield spark
+    finally:
+        if owns:
+            spark.stop()
+            if archive is not None and not archive.exists:
+                class_archive.publish(archive, SparkContext._gateway.proc)  # type: ignore[union-attr]
+
+
+def _session(cfg: SparkConfig, write_class_archive: bool) -> tuple[SparkSession, ClassArchive | None]:
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # Under spark-submit the JVM is already up: join it first, so that SparkConf() loads the submit-time
         # settings (--jars, --packages, --conf). Without this, SparkConf() started empty, the Delta jars of
@@ -46,6 +69,15 @@ def build_session(cfg: SparkConfig) -> SparkSession:
         conf.setMaster(cfg.master)
     if cfg.driver_memory:
         conf.set("spark.driver.memory", cfg.driver_memory)
+    archive = None
+    if starts_jvm() and not conf.contains("spark.driver.extraJavaOptions"):
+        # Read when PySpark launches the JVM below; under spark-submit the driver is already running.
+        archive = class_archive.for_local_jvm(cfg.class_archives, conf)
+        if archive is not None and not archive.exists and not write_class_archive:
+            archive = None
+        options = " ".join(filter(None, [cfg.local_java_options, archive.java_options() if archive else ""]))
+        if options:
+            conf.set("spark.driver.extraJavaOptions", options)
     if cfg.shuffle_partitions:
         conf.set("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
     conf.set("spark.sql.session.timeZone", "UTC")  # visit dates and hit times are UTC throughout
@@ -66,13 +98,28 @@ def build_session(cfg: SparkConfig) -> SparkSession:
         conf.set("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
     spark = SparkSession.builder.config(conf=conf).getOrCreate()
     log.info(
-        "Spark %s session %s, master %s, Delta jars %s",
+        "Spark %s session %s, master %s, driver garbage collectors %s, Delta jars %s",
         spark.version,
         cfg.app_name,
         spark.sparkContext.master,
+        driver_collector(spark),
         "present" if session_has_delta(spark) else "absent (jar-free Delta writer will be used)",
     )
-    return spark
+    if archive is not None:
+        log.info("class archive: %s %s", "started from" if archive.exists else "the JVM writes at its exit", archive.path)
+    return spark, archive
+
+
+def driver_collector(spark: SparkSession) -> str:
+    """The driver JVM's garbage collector, by the names the JVM gives its generations: "PS MarkSweep, PS
+    Scavenge" (Parallel), "G1 Old Generation, G1 Young Generation" (G1), "Copy, MarkSweepCompact" (Serial)."""
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()  # type: ignore[union-attr]
+    return ", ".join(sorted(bean.getName() for bean in beans))
+
+
+def starts_jvm() -> bool:
+    """True when the next session starts its JVM in this process (not spark-submit's, not a running one)."""
+    return "PYSPARK_GATEWAY_PORT" not in os.environ and SparkContext._gateway is None
 
 
 def delta_jars_available(conf: SparkConf) -> bool:
