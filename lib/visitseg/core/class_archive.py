@@ -7,7 +7,8 @@ and again in each stage's first job. The JVM can write the classes it loaded to 
 the first local `visitseg` command writes the archive, and later ones start from it.
 
 Three rules keep it safe:
-* An archive fits one JVM build, class path and heap mode only, so its name carries a digest of them.
+* An archive fits one JVM build, class path (its folders too: each virtualenv has its own) and heap mode
+  only, so its name carries a digest of them.
   A JVM that finds it stale anyway says so in a warning and runs without it.
 * Only a file that exists is passed: a JVM given a missing archive runs without the JDK's own one too.
 * The JVM writes the archive at its exit, after the run: the command waits for that, then gives the
@@ -67,7 +68,7 @@ def for_local_jvm(folder: str, conf: SparkConf) -> ClassArchive | None:
         return None
     spark_jars = Path(os.environ.get("SPARK_HOME") or os.path.dirname(pyspark.__file__)) / "jars"
     fits = [
-        str(java), str(java.stat().st_size), str(java.stat().st_mtime_ns), pyspark.__version__,
+        str(java), str(java.stat().st_size), str(java.stat().st_mtime_ns), pyspark.__version__, str(spark_jars.resolve()),
         *sorted(f"{jar.name}:{jar.stat().st_size}" for jar in spark_jars.glob("*.jar")),
         conf.get("spark.driver.extraClassPath", "") or "", conf.get("spark.driver.memory", "") or "",
     ]
