@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from support import succeeded, visitseg_process
 
 SESSION = """
 import json, sys
@@ -26,27 +28,26 @@ print(driver_collector(spark))
     ],
 )
 def test_the_driver_jvm_runs_the_local_java_options_unless_spark_conf_sets_its_own(conf, collector):
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
-    process = subprocess.run([sys.executable, "-c", SESSION, json.dumps(conf)], env=env, capture_output=True, text=True, timeout=300)
+    process = subprocess.run([sys.executable, "-c", SESSION, json.dumps(conf)], capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     assert process.stdout.strip().splitlines()[-1] == collector
 
 
-def generate(output, archives) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "import sys; from visitseg.cli import main; sys.exit(main(sys.argv[1:]))", "generate", "--format", "ga360",
-               "--hits", "2000", "--days", "1", "--output", str(output), "--set", "spark.master=local[1]", "--set", f"spark.class_archives={archives}"]
-    return subprocess.run(command, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}, capture_output=True, text=True, timeout=600)
+def generate(output: Path, archives: Path) -> str:
+    """A local `visitseg generate` with its own archive folder; its log (stdout and stderr)."""
+    args = ["generate", "--format", "ga360", "--hits", "2000", "--days", "1", "--output", str(output),
+            "--set", "spark.master=local[1]", "--set", f"spark.class_archives={archives}"]
+    log = output.with_suffix(".log")
+    return succeeded(visitseg_process(args, log), log)
 
 
 def test_a_local_command_writes_the_class_archive_at_its_end_and_the_next_one_starts_from_it(tmp_path):
     archives = tmp_path / "archives"
-    first = generate(tmp_path / "one", archives)
-    assert first.returncode == 0, first.stderr[-3000:]
+    generate(tmp_path / "one", archives)
     written = sorted(archives.iterdir())
     assert [p.suffix for p in written] == [".jsa"], written  # its final name only: no temporary file is left
     assert written[0].stat().st_size > 10 * 2**20  # thousands of Spark's classes
     second = generate(tmp_path / "two", archives)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert f"class archive: started from {written[0]}" in second.stderr
-    assert "Unable to use shared archive" not in second.stdout + second.stderr  # the JVM took it
+    assert f"class archive: started from {written[0]}" in second
+    assert "Unable to use shared archive" not in second  # the JVM took it
     assert sorted(archives.iterdir()) == written

@@ -64,13 +64,14 @@ def _session(cfg: SparkConfig, write_class_archive: bool) -> tuple[SparkSession,
         # `--jars` went unseen and the run fell back to the jar-free writer (found by tests/test_cluster.py).
         SparkContext._ensure_initialized()
     conf = SparkConf()  # with the submit-time settings under spark-submit; empty in a plain Python process
+    launching = starts_jvm()  # the JVM starts below, with this conf
     conf.setAppName(cfg.app_name)
     if cfg.master:
         conf.setMaster(cfg.master)
     if cfg.driver_memory:
         conf.set("spark.driver.memory", cfg.driver_memory)
     archive = None
-    if starts_jvm() and not conf.contains("spark.driver.extraJavaOptions"):
+    if launching and not conf.contains("spark.driver.extraJavaOptions"):
         # Read when PySpark launches the JVM below; under spark-submit the driver is already running.
         archive = class_archive.for_local_jvm(cfg.class_archives, conf)
         if archive is not None and not archive.exists and not write_class_archive:
@@ -88,7 +89,7 @@ def _session(cfg: SparkConfig, write_class_archive: bool) -> tuple[SparkSession,
     conf.set("spark.redaction.regex", f"(?i){SECRET_KEY}")
     for key, value in cfg.conf.items():
         conf.set(key, value)
-    if "PYSPARK_GATEWAY_PORT" not in os.environ and (conf.get("spark.master") or "local").startswith("local"):
+    if launching and (conf.get("spark.master") or "local").startswith("local"):
         # visitseg starts a local JVM itself: its Python workers (Spark's own, used to deserialise the few
         # small tables built on the driver) must run this interpreter, not whatever `python3` is on the
         # PATH — PySpark refuses a worker of another minor version (seen: a 3.10 venv, python3 = 3.11).
