@@ -7,7 +7,7 @@ import re
 
 import pytest
 from deltalake import DeltaTable
-from support import write_json_lines
+from support import spark4_only, write_json_lines
 from test_ga360 import SESSIONS
 
 from visitseg.ingest import sample_data
@@ -133,6 +133,7 @@ def test_generate_writes_the_requested_size_and_planted_labels(spark, tmp_path, 
     assert "planted labels in" in capsys.readouterr().out
 
 
+@spark4_only("`demo` is `run` on the bundled sample, which tests/test_run.py runs on every line")
 def test_demo_runs_the_whole_job_on_its_sample_and_prints_the_segments(spark, tmp_path, capsys):
     """`make demo`, the README's first command: the sample hits, then everything `run` does, drift
     check included (its `--fail-on-drift` flag once went missing from `demo` and crashed its last line)."""

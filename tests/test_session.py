@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from support import succeeded, visitseg_process
+from support import spark4_only, succeeded, visitseg_process
 
 SESSION = """
 import json, sys
@@ -41,6 +41,7 @@ def generate(output: Path, archives: Path) -> str:
     return succeeded(visitseg_process(args, log), log)
 
 
+@spark4_only("the archive is the JVM's own (one per line, named by its digest); the same Java runs both lines")
 def test_a_local_command_writes_the_class_archive_at_its_end_and_the_next_one_starts_from_it(tmp_path):
     archives = tmp_path / "archives"
     generate(tmp_path / "one", archives)
