@@ -66,9 +66,9 @@ ON_CRASH_TRIALS_LINE = SPARK_LINE == CRASH_TRIALS_LINE
 DELTA_JARS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "delta-jars" / f"spark-{SPARK_LINE}"
 
 
-# Tests whose subject is visitseg's own driver code (the same on every line), each a minute or more of a
-# line's time, run on the Spark 4 line only, for CI's 45-minute budget. Each says why its subject does not
-# depend on the line; the Spark and Delta calls it makes run on the 3.5 line in the in-session tests.
+# Tests of a minute or more whose subject does not depend on the Spark line (visitseg's own driver code, the
+# output's layout, the real exports' figures) run on the Spark 4 line only, for CI's 45-minute budget. Each
+# says why; the Spark and Delta calls they make run on the 3.5 line in the in-session tests.
 def spark4_only(why: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(SPARK_LINE != "4", reason=f"runs on the Spark 4 line only, for CI's 45-minute budget: {why}")
 

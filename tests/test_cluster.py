@@ -24,14 +24,11 @@ from deltalake import DeltaTable
 from visitseg.ingest import sample_data
 from visitseg.cli import main
 
-from support import SPARK_LINE, delta_jars, started, succeeded
+from support import delta_jars, spark4_only, started, succeeded
 
 ROOT = Path(__file__).resolve().parents[1]
-# 250-316 s a line here: on the Spark 4 line only, for CI's 45-minute budget. The 3.5 line's Delta jars
-# write through Spark's own writer in local mode there (test_delta, test_run_kill, test_incremental).
-pytestmark = pytest.mark.skipif(
-    SPARK_LINE != "4", reason="the standalone-cluster test runs on the Spark 4 line only, for CI's 45-minute budget (250-316 s a line)"
-)
+# The 3.5 line's Delta jars write through Spark's own writer in local mode (test_delta, test_incremental).
+pytestmark = spark4_only("the standalone-cluster test, 250-316 s a line")
 SPARK_HOME = Path(pyspark.__file__).parent
 ARGS = ["--set", "run.run_id=cluster", "--set", "model.k_max=6", "--set", "spark.shuffle_partitions=2"]
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
-from support import SPARK_LINE
+from support import spark4_only
 
 from visitseg.cli import main
 from visitseg.ingest import sample_data
@@ -44,9 +44,7 @@ def old_package(root: Path) -> Path:
 
 
 # One Spark line is enough: what is tested is the output's layout and the model's files, not Spark.
-pytestmark = pytest.mark.skipif(
-    SPARK_LINE != "4", reason="runs on the Spark 4 line only: the output's layout and model files do not depend on the line"
-)
+pytestmark = spark4_only("the output's layout and model files do not depend on the line")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
-from support import SPARK_LINE, make_config
+from support import make_config, spark4_only
 
 from visitseg.storage import delta
 from ga360_oracle import ga360_hits
@@ -29,10 +29,9 @@ pytestmark = [
     pytest.mark.skipif(
         not REAL.is_dir(), reason=f"the shared real exports are not at {REAL} (they live beside the project checkout, see DEVELOPERS.md)"
     ),
-    pytest.mark.skipif(
-        SPARK_LINE != "4",
-        reason="the real exports' figures are checked on the Spark 4 line only, for CI's 45-minute budget (about 4 min a line); "
-        "the export-variant matrix built from the same files (tests/test_export_variants.py) runs on every line",
+    spark4_only(
+        "the real exports' figures, about 4 min a line; the export-variant matrix built from the same files "
+        "(tests/test_export_variants.py) runs on every line"
     ),
 ]
 GA360 = REAL / "ga360"
